@@ -1,0 +1,127 @@
+"""Tokens (the only `import jwt`) and the request's principal.
+
+Access and refresh tokens are JWTs with `sub`, `exp`, `iat`, `nbf`, `aud`, `iss`,
+`jti` and `typ` ("access" or "refresh"), all required on decode, with the
+algorithm pinned by configuration (never read from the token header). Access
+tokens carry no permissions: those always come from the permission loader, so a
+role change or a deactivation applies on the very next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import jwt
+from fastapi import Request
+
+from api.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "nbf", "aud", "iss", "jti", "typ"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: who, per a valid access token. Whether the account
+    is still active is checked against the permission loader, not the token."""
+
+    user_id: int
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_at: datetime
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        if self.algorithm.startswith("HS"):
+            secret = settings.jwt_secret.get_secret_value()
+            self._sign_key: Any = secret
+            self._verify_key: Any = secret
+        else:
+            assert settings.jwt_private_key_file and settings.jwt_public_key_file  # noqa: S101 - validated by Settings
+            self._sign_key = Path(settings.jwt_private_key_file).read_text()
+            self._verify_key = Path(settings.jwt_public_key_file).read_text()
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.leeway = settings.jwt_leeway_s
+        self.ttl = {
+            "access": timedelta(seconds=settings.access_token_ttl_s),
+            "refresh": timedelta(seconds=settings.refresh_token_ttl_s),
+        }
+
+    def issue(
+        self,
+        user_id: int,
+        typ: TokenType,
+        *,
+        family_id: str | None = None,
+        now: datetime | None = None,
+    ) -> IssuedToken:
+        now = now or datetime.now(UTC)
+        expires_at = now + self.ttl[typ]
+        jti = str(uuid.uuid4())
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "iat": now,
+            "nbf": now,
+            "exp": expires_at,
+            "aud": self.audience,
+            "iss": self.issuer,
+            "jti": jti,
+            "typ": typ,
+        }
+        if family_id is not None:
+            claims["fam"] = family_id
+        token = jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
+        return IssuedToken(token, jti, expires_at)
+
+    def decode(self, token: str, typ: TokenType) -> dict[str, Any]:
+        """Claims of a valid token of type `typ`; Unauthenticated otherwise."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The token has expired.") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("The token is invalid.") from None
+        if claims.get("typ") != typ:
+            raise Unauthenticated("The token is invalid.")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub.isdigit():
+            raise Unauthenticated("The token is invalid.")
+        return claims
+
+
+def principal_from_request(request: Request, tokens: TokenService) -> Principal | None:
+    """None: no credentials (anonymous). Unauthenticated: bad credentials."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Use 'Authorization: Bearer <access token>'.")
+    claims = tokens.decode(token.strip(), "access")
+    return Principal(int(claims["sub"]), str(claims["jti"]))
+
+
+__all__ = ["IssuedToken", "Principal", "TokenService", "TokenType", "principal_from_request"]

@@ -1,0 +1,359 @@
+"""The Redis permission cache: reads, race-free fills, invalidation, circuit breaker.
+
+Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
+
+    P{id}          JSON {"roles": [...], "role_ids": [...], "permissions": [...],
+                   "active": bool, "e": epoch}                  TTL 300 s ± jitter
+    P{id}:gen      fill token of the user; replaced by every invalidation  TTL 1 day
+    Pepoch         cache epoch; replaced by a whole-cache flush           no TTL
+
+Why the two extra keys (see README, "How the cache stays correct"): a reader reads
+`P{id}:gen` and `Pepoch` in the same MGET as the value. On a miss it loads from
+PostgreSQL and writes back through a Lua script that stores the value only if both
+tokens are still what it read. Every invalidation replaces the user's token in the
+same MULTI as it unlinks the value, so a value read from PostgreSQL before a
+mutation committed can never land after that mutation's invalidation.
+A flush replaces the epoch: values carrying an older epoch are misses at once,
+and the SCAN + UNLINK that follows only reclaims memory.
+
+Redis is an optimisation only: every error or timeout counts as a miss (reads) or
+a skipped fill (writes); a circuit breaker skips Redis after repeated failures.
+Invalidations that fail raise `InvalidationFailed`, so the caller can keep them in
+the outbox for replay (api/store/outbox.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from api.metrics import (
+    BREAKER_OPEN,
+    CACHE_CORRUPT,
+    CACHE_INVALIDATIONS,
+    CACHE_STALE_WRITES_REFUSED,
+    REDIS_ERRORS,
+    REDIS_ROUND_TRIPS,
+)
+from api.models import UserAccess
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+GEN_TTL_S = 24 * 3600
+UNLINK_CHUNK = 1000
+SCAN_COUNT = 1000
+_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+# KEYS: epoch, then (value, gen) per user. ARGV: expected epoch, then
+# (expected gen, value, ttl) per user. Returns how many fills were refused.
+_FILL_SCRIPT = """
+local epoch = redis.call('GET', KEYS[1]) or ''
+local refused = 0
+for j = 0, (#KEYS - 1) / 2 - 1 do
+  local gen = redis.call('GET', KEYS[3 + 2 * j]) or ''
+  if epoch == ARGV[1] and gen == ARGV[2 + 3 * j] then
+    redis.call('SET', KEYS[2 + 2 * j], ARGV[3 + 3 * j], 'EX', ARGV[4 + 3 * j])
+  else
+    refused = refused + 1
+  end
+end
+return refused
+"""
+
+
+class InvalidationFailed(Exception):
+    """Redis did not confirm an invalidation; the outbox keeps it for replay."""
+
+
+class CountingConnection(aioredis.Connection):
+    """Counts packets sent to Redis: one per command, one per pipeline."""
+
+    round_trips = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.round_trips += 1
+        REDIS_ROUND_TRIPS.inc()
+        await super().send_packed_command(command, check_health)
+
+
+class CircuitBreaker:
+    """Closed -> (threshold consecutive failures) -> open for `cooldown` seconds ->
+    half-open: one call goes through; success closes, failure re-opens."""
+
+    def __init__(self, threshold: int, cooldown: float) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self._probing or time.monotonic() - self.opened_at < self.cooldown:
+            return False
+        self._probing = True
+        return True
+
+    def success(self) -> None:
+        if self.opened_at is not None:
+            logger.warning("redis circuit breaker closed")
+        self.failures = 0
+        self.opened_at = None
+        self._probing = False
+        BREAKER_OPEN.set(0)
+
+    def failure(self) -> None:
+        self.failures += 1
+        self._probing = False
+        if self.failures >= self.threshold:
+            if self.opened_at is None:
+                logger.warning("redis circuit breaker opened after %d failures", self.failures)
+            self.opened_at = time.monotonic()
+            BREAKER_OPEN.set(1)
+
+
+def create_redis(settings: Settings) -> aioredis.Redis:
+    pool = aioredis.ConnectionPool.from_url(
+        settings.redis_url,
+        connection_class=CountingConnection,
+        max_connections=settings.redis_max_connections,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRead:
+    """One MGET's worth: usable entries, and the tokens a fill must present."""
+
+    hits: dict[int, UserAccess | None]
+    epoch: str
+    gens: dict[int, str]
+
+
+def encode_access(access: UserAccess | None, epoch: str) -> bytes:
+    if access is None:  # unknown user: cached as such, so it is not re-queried
+        return orjson.dumps({"missing": True, "e": epoch})
+    return orjson.dumps(
+        {
+            "roles": list(access.roles),
+            "role_ids": list(access.role_ids),
+            "permissions": sorted(access.permissions),
+            "active": access.is_active,
+            "e": epoch,
+        }
+    )
+
+
+class _Corrupt(ValueError):
+    pass
+
+
+def decode_access(user_id: int, raw: bytes) -> tuple[UserAccess | None, str]:
+    """Parse and validate one cached value; raise _Corrupt for anything odd."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Corrupt(str(exc)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("e"), str):
+        raise _Corrupt("not an object with an epoch")
+    if data.get("missing") is True:
+        return None, data["e"]
+    roles, role_ids, perms, active = (
+        data.get("roles"),
+        data.get("role_ids"),
+        data.get("permissions"),
+        data.get("active"),
+    )
+    if not (
+        isinstance(roles, list)
+        and isinstance(role_ids, list)
+        and isinstance(perms, list)
+        and isinstance(active, bool)
+        and len(roles) == len(role_ids)
+        and all(isinstance(r, str) for r in roles)
+        and all(type(r) is int for r in role_ids)
+        and all(isinstance(p, str) for p in perms)
+    ):
+        raise _Corrupt("fields missing or of the wrong type")
+    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), frozenset(perms))
+    return access, data["e"]
+
+
+class PermissionCache:
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.prefix = settings.permissions_cache_prefix
+        self.ttl = settings.permissions_cache_ttl_s
+        self.jitter = settings.permissions_cache_ttl_jitter_s
+        self.epoch_key = f"{self.prefix}epoch"
+        self.breaker = CircuitBreaker(
+            settings.breaker_failure_threshold, settings.breaker_cooldown_s
+        )
+        # the client's own timeouts bound each socket operation; this bounds the call
+        self.budget = settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
+        self._fill = client.register_script(_FILL_SCRIPT)
+        # False while an invalidation may be missing from Redis (see api/invalidation.py):
+        # reads and fills skip Redis until the outbox has been replayed
+        self.trusted = False
+        # test seam: awaited between a batch's SQL read and its write-back
+        self.before_fill: Callable[[Sequence[int]], Awaitable[None]] | None = None
+
+    def key(self, user_id: int) -> str:
+        return f"{self.prefix}{user_id}"
+
+    def gen_key(self, user_id: int) -> str:
+        return f"{self.prefix}{user_id}:gen"
+
+    async def _call(
+        self,
+        op: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        force: bool = False,
+        budget: float | None = None,
+    ) -> T | None:
+        """Run one Redis call under the breaker and a time budget; None on failure."""
+        if not force and not self.breaker.allow():
+            return None
+        try:
+            async with asyncio.timeout(budget or self.budget):
+                result = await fn()
+        except _REDIS_FAILURES as exc:
+            REDIS_ERRORS.labels(op).inc()
+            self.breaker.failure()
+            logger.warning("redis %s failed, treating as a miss: %s", op, type(exc).__name__)
+            return None
+        self.breaker.success()
+        return result
+
+    # -- reads ---------------------------------------------------------------
+
+    async def read(self, user_ids: Sequence[int]) -> CacheRead | None:
+        """One MGET of values, fill tokens and the epoch. None: Redis unavailable."""
+        if not self.trusted:
+            return None
+        keys = [self.epoch_key]
+        keys += [self.key(u) for u in user_ids]
+        keys += [self.gen_key(u) for u in user_ids]
+        raw = await self._call("mget", lambda: self.client.mget(keys))
+        if raw is None:
+            return None
+        n = len(user_ids)
+        epoch = (raw[0] or b"").decode()
+        values, gen_values = raw[1 : n + 1], raw[n + 1 :]
+        hits: dict[int, UserAccess | None] = {}
+        gens: dict[int, str] = {}
+        for user_id, value, gen in zip(user_ids, values, gen_values, strict=True):
+            gens[user_id] = (gen or b"").decode()
+            if value is None:
+                continue
+            try:
+                access, value_epoch = decode_access(user_id, value)
+            except _Corrupt as exc:
+                CACHE_CORRUPT.inc()
+                logger.warning("corrupt cache entry for user %d: %s", user_id, exc)
+                continue
+            if value_epoch == epoch:
+                hits[user_id] = access
+        return CacheRead(hits, epoch, gens)
+
+    async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None:
+        """Write back loaded entries in one round trip; return the number refused."""
+        if not loaded or not self.trusted:
+            return 0
+        keys = [self.epoch_key]
+        args: list[Any] = [read.epoch]
+        for user_id, access in loaded.items():
+            keys += [self.key(user_id), self.gen_key(user_id)]
+            ttl = self.ttl + (random.randint(0, self.jitter) if self.jitter else 0)  # noqa: S311 - jitter, not crypto
+            args += [read.gens.get(user_id, ""), encode_access(access, read.epoch), ttl]
+        refused = await self._call("fill", lambda: self._fill(keys=keys, args=args))
+        if refused:
+            CACHE_STALE_WRITES_REFUSED.inc(int(refused))
+            logger.info("refused %d stale permission write-backs", refused)
+        return None if refused is None else int(refused)
+
+    # -- invalidation ----------------------------------------------------------
+
+    async def invalidate_users(self, user_ids: Iterable[int]) -> None:
+        """Drop the users' entries and replace their fill tokens: one UNLINK and the
+        token SETs per chunk of 1000, in one MULTI per chunk."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return
+        for start in range(0, len(ids), UNLINK_CHUNK):
+            chunk = ids[start : start + UNLINK_CHUNK]
+
+            async def run(chunk: list[int] = chunk) -> list[Any]:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.unlink(*[self.key(u) for u in chunk])
+                    for u in chunk:
+                        pipe.set(self.gen_key(u), secrets.token_hex(8), ex=GEN_TTL_S)
+                    return await pipe.execute()
+
+            if await self._call("invalidate", run, force=True) is None:
+                raise InvalidationFailed(f"could not invalidate {len(ids)} users")
+        CACHE_INVALIDATIONS.labels("users" if len(ids) > 1 else "user").inc()
+
+    async def invalidate_all(self) -> None:
+        """Replace the epoch (every entry becomes a miss at once), then reclaim
+        memory with SCAN + UNLINK in batches; never KEYS."""
+        token = secrets.token_hex(8)
+        if await self._call("flush", lambda: self.client.set(self.epoch_key, token), force=True) is None:
+            raise InvalidationFailed("could not replace the cache epoch")
+        CACHE_INVALIDATIONS.labels("all").inc()
+
+        async def sweep() -> int:
+            removed = 0
+            batch: list[bytes] = []
+            async for key in self.client.scan_iter(match=f"{self.prefix}*", count=SCAN_COUNT):
+                if key.endswith(b":gen") or key == self.epoch_key.encode():
+                    continue
+                batch.append(key)
+                if len(batch) >= UNLINK_CHUNK:
+                    removed += await self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += await self.client.unlink(*batch)
+            return removed
+
+        # memory only: correctness already holds through the epoch
+        await self._call("sweep", sweep, force=True, budget=60.0)
+
+
+__all__ = [
+    "CacheRead",
+    "CircuitBreaker",
+    "CountingConnection",
+    "InvalidationFailed",
+    "PermissionCache",
+    "create_redis",
+    "decode_access",
+    "encode_access",
+]

@@ -1,0 +1,94 @@
+"""The per-request GraphQL context: who is calling, and the request's loaders."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from fastapi import Request
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from api.auth import principal_from_request
+from api.errors import Forbidden, Unauthenticated
+from loaders.factory import create_loaders
+
+if TYPE_CHECKING:
+    from api.auth import Principal, TokenService
+    from api.cache import PermissionCache
+    from api.db import Database
+    from api.invalidation import Invalidator
+    from api.models import UserAccess
+    from api.settings import Settings
+    from loaders.factory import Loaders
+
+
+class Context(BaseContext):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        cache: PermissionCache,
+        invalidator: Invalidator,
+        tokens: TokenService,
+        principal: Principal | None,
+        request_id: str,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.db = db
+        self.cache = cache
+        self.invalidator = invalidator
+        self.tokens = tokens
+        self.principal = principal
+        self.request_id = request_id
+        self.loaders: Loaders = create_loaders(db, cache, settings.loader_max_batch_size)
+        self._viewer_access: UserAccess | None = None
+        self.login_attempts = 0
+
+    async def viewer_access(self) -> UserAccess:
+        """The caller's current access (through the permission loader, so it is
+        shared with any other permission read of this request). Raises
+        Unauthenticated without a token or for a deactivated/deleted account."""
+        if self._viewer_access is not None:
+            return self._viewer_access
+        if self.principal is None:
+            raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
+        access = await self.loaders.access_by_user_id.load(self.principal.user_id)
+        if access is None or not access.is_active:
+            raise Unauthenticated("The account is deactivated or does not exist.")
+        self._viewer_access = access
+        return access
+
+    async def require(self, code: str) -> UserAccess:
+        access = await self.viewer_access()
+        if code not in access.permissions:
+            raise Forbidden(f"Missing permission {code!r}.", missingPermission=code)
+        return access
+
+    def forget_viewer(self) -> None:
+        """After a mutation changed the caller's own access."""
+        self._viewer_access = None
+
+    @property
+    def viewer_id(self) -> int | None:
+        return None if self.principal is None else self.principal.user_id
+
+
+async def get_context(request: Request) -> Context:
+    state: Any = request.state
+    return Context(
+        settings=state.settings,
+        db=state.db,
+        cache=state.cache,
+        invalidator=state.invalidator,
+        tokens=state.tokens,
+        principal=principal_from_request(request, state.tokens),
+        request_id=request.headers.get("x-request-id") or uuid.uuid4().hex[:16],
+    )
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]
+
+__all__ = ["Context", "Info", "get_context"]

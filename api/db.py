@@ -1,0 +1,124 @@
+"""The PostgreSQL pool and the SQL files under `sql/`.
+
+One pool per process; a read runs `pool.fetch(...)`, a write takes one connection
+and one transaction. Every statement lives in a `.sql` file loaded by `read_sql`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from api.errors import ServiceUnavailable
+from api.metrics import SQL_STATEMENTS
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+QueryHook = Callable[[str], None]
+
+# Errors that mean "the database is not there or not answering in time".
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+@cache
+def read_sql(name: str) -> str:
+    """Text of `sql/queries/<name>.sql`; fails loudly at import for a missing file."""
+    path = SQL_DIR / "queries" / f"{name}.sql"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"SQL file not found for {name!r}: {path}"
+        raise RuntimeError(msg) from None
+
+
+class Database:
+    """The pool plus the conventions around it (timeouts, error mapping, counting)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.acquire_timeout = settings.db_acquire_timeout_s
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as con:
+                yield con
+        except UNAVAILABLE_ERRORS as exc:
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as con, con.transaction():
+            yield con
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.connection() as con:
+            return await con.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self.connection() as con:
+            return await con.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.connection() as con:
+            return await con.fetchval(sql, *args)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _count_query(record: Any) -> None:
+    SQL_STATEMENTS.inc()
+
+
+async def create_database(settings: Settings, on_query: QueryHook | None = None) -> Database:
+    async def init(con: asyncpg.Connection) -> None:
+        await con.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        con.add_query_logger(_count_query)
+        if on_query is not None:
+            con.add_query_logger(lambda record: on_query(record.query))
+
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_statement_timeout_ms / 1000 + 1
+        if settings.db_statement_timeout_ms
+        else None,
+        server_settings={
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "idle_in_transaction_session_timeout": "30000",
+            "application_name": "permgraph",
+        },
+        init=init,
+    )
+    return Database(pool, settings)
+
+
+__all__ = ["SQL_DIR", "UNAVAILABLE_ERRORS", "Database", "create_database", "read_sql"]

@@ -1,0 +1,77 @@
+"""Errors a client may see, each with a stable code in GraphQL `extensions.code`.
+
+    AppError                      (code: INTERNAL_SERVER_ERROR)
+    ├── InvalidInput              BAD_USER_INPUT       bad argument, cursor, page size
+    ├── NotFound                  NOT_FOUND            an id that names nothing
+    ├── Unauthenticated           UNAUTHENTICATED      no/invalid/revoked credentials
+    ├── Forbidden                 FORBIDDEN            authenticated, missing a permission
+    ├── Conflict                  CONFLICT             would violate a uniqueness rule
+    ├── TooManyRequests           TOO_MANY_REQUESTS    login throttle
+    └── ServiceUnavailable        SERVICE_UNAVAILABLE  PostgreSQL unreachable or too slow
+
+Every AppError is "expected": its message goes to the client as written. Anything
+else is masked as INTERNAL_SERVER_ERROR (see schema/root.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        # graphql-core copies `extensions` of the original error onto the GraphQLError
+        return {"code": self.code, **self.extra}
+
+
+class InvalidInput(AppError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(AppError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(AppError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(AppError):
+    code = "FORBIDDEN"
+
+
+class Conflict(AppError):
+    code = "CONFLICT"
+
+
+class TooManyRequests(AppError):
+    code = "TOO_MANY_REQUESTS"
+
+
+class ServiceUnavailable(AppError):
+    code = "SERVICE_UNAVAILABLE"
+
+
+def is_expected(error: BaseException | None) -> bool:
+    return isinstance(error, AppError)
+
+
+__all__ = [
+    "AppError",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthenticated",
+    "is_expected",
+]

@@ -1,0 +1,175 @@
+"""The FastAPI application: `uvicorn api.main:create_app --factory`.
+
+Request path: router -> get_context (principal from the JWT, per-request loaders)
+-> resolver / permission class -> loader -> Redis (MGET) -> PostgreSQL (misses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.fastapi import GraphQLRouter
+
+from api.auth import TokenService
+from api.cache import PermissionCache, create_redis
+from api.context import get_context
+from api.db import create_database
+from api.errors import AppError, Unauthenticated
+from api.ide import ASSET_PREFIX, NODE_MODULES, graphiql_html, local_assets_present
+from api.invalidation import Invalidator
+from api.log_setup import configure_logging
+from api.settings import Settings, get_settings
+from api.state import State
+from schema.root import build_schema
+
+logger = logging.getLogger(__name__)
+
+
+class PermgraphRouter(GraphQLRouter[Any, None]):
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> Any:
+        from fastapi.responses import HTMLResponse  # noqa: PLC0415
+
+        return HTMLResponse(graphiql_html())
+
+
+class BodyLimit:
+    """413 before parsing when a request body is larger than `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = orjson.dumps(
+        {"errors": [{"message": f"Request body larger than {limit} bytes.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+    )
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        db = await create_database(settings)
+        redis = create_redis(settings)
+        cache = PermissionCache(redis, settings)
+        invalidator = Invalidator(db, cache)
+        try:
+            await invalidator.replay_pending()  # the cache is trusted only after this
+        except AppError:
+            logger.warning("outbox replay at start failed; the replayer retries")
+        replayer = asyncio.create_task(invalidator.run_replayer(settings.outbox_replay_interval_s))
+        # objects made at start live forever: keep them out of every GC pass
+        gc.collect()
+        gc.freeze()
+        try:
+            yield State(settings=settings, db=db, redis=redis, cache=cache, invalidator=invalidator, tokens=TokenService(settings))
+        finally:
+            replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replayer
+            await redis.aclose()
+            await db.close()
+
+    app = FastAPI(title="permgraph", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        introspection=settings.environment != "prod",
+    )
+    router = PermgraphRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.ide_enabled else None,
+        allow_queries_via_get=False,
+    )
+    app.include_router(router, prefix="/graphql")
+    if settings.ide_enabled and local_assets_present():
+        app.mount(ASSET_PREFIX.rstrip("/"), StaticFiles(directory=NODE_MODULES), name="graphiql-assets")
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        status = 401 if isinstance(exc, Unauthenticated) else 400
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+        return JSONResponse(
+            {"data": None, "errors": [{"message": exc.message, "extensions": exc.extensions}]},
+            status_code=status,
+            headers=headers,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"postgres": "ok", "redis": "ok"}
+        try:
+            async with asyncio.timeout(1.0):
+                await request.state.db.fetchval("select 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            checks["postgres"] = f"error: {type(exc).__name__}"
+        try:
+            async with asyncio.timeout(0.5):
+                await request.state.redis.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            checks["redis"] = f"error: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,65 @@
+"""Prometheus metrics (prometheus-client), exposed at `/metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CACHE_HITS = Counter(
+    "permissions_cache_hits_total", "Permission entries served from Redis"
+)
+CACHE_MISSES = Counter(
+    "permissions_cache_misses_total",
+    "Permission entries not usable from Redis (absent, stale, corrupt, or Redis skipped)",
+)
+CACHE_INVALIDATIONS = Counter(
+    "permissions_cache_invalidations_total",
+    "Permission cache invalidations, by scope",
+    ["scope"],
+)
+CACHE_STALE_WRITES_REFUSED = Counter(
+    "permissions_cache_stale_writebacks_refused_total",
+    "Write-backs refused because the entry was invalidated after it was read",
+)
+CACHE_CORRUPT = Counter(
+    "permissions_cache_corrupt_entries_total",
+    "Cached values that did not parse or validate (treated as misses)",
+)
+REDIS_ERRORS = Counter(
+    "redis_errors_total", "Redis calls that failed or timed out", ["op"]
+)
+REDIS_ROUND_TRIPS = Counter(
+    "redis_round_trips_total", "Packets of commands sent to Redis"
+)
+BREAKER_OPEN = Gauge(
+    "redis_circuit_breaker_open", "1 while Redis is skipped after repeated failures"
+)
+LOADER_BATCH_SIZE = Histogram(
+    "permissions_loader_batch_size",
+    "Users per permission loader batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+LOADER_SQL_SECONDS = Histogram(
+    "permissions_loader_sql_seconds",
+    "Time of the one SQL query for a batch's misses",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+SQL_STATEMENTS = Counter("sql_statements_total", "SQL statements executed")
+INVALIDATION_FAILURES = Counter(
+    "permissions_cache_invalidation_failures_total",
+    "Invalidations that could not reach Redis (kept in the outbox for replay)",
+)
+
+__all__ = [
+    "BREAKER_OPEN",
+    "CACHE_CORRUPT",
+    "CACHE_HITS",
+    "CACHE_INVALIDATIONS",
+    "CACHE_MISSES",
+    "CACHE_STALE_WRITES_REFUSED",
+    "INVALIDATION_FAILURES",
+    "LOADER_BATCH_SIZE",
+    "LOADER_SQL_SECONDS",
+    "REDIS_ERRORS",
+    "REDIS_ROUND_TRIPS",
+    "SQL_STATEMENTS",
+]

@@ -1,0 +1,80 @@
+"""Frozen rows returned by `api/store`: asyncpg Records stop at that boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    email: str
+    display_name: str
+    avatar_url: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRow:
+    id: int
+    name: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionRow:
+    id: int
+    code: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccess:
+    """What one user may do: the value behind `permissions:user:{id}`."""
+
+    user_id: int
+    is_active: bool
+    role_ids: tuple[int, ...]
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+
+    @property
+    def effective_permissions(self) -> frozenset[str]:
+        # a deactivated user may do nothing, whatever roles it still holds
+        return self.permissions if self.is_active else frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    actor_id: int | None
+    action: str
+    target_type: str
+    target_id: str
+    before: Any
+    after: Any
+    created_at: datetime
+
+
+USER_COLUMNS = (
+    "id",
+    "email",
+    "display_name",
+    "avatar_url",
+    "is_active",
+    "created_at",
+    "updated_at",
+)
+
+__all__ = [
+    "USER_COLUMNS",
+    "AuditRow",
+    "PermissionRow",
+    "RoleRow",
+    "UserAccess",
+    "UserRow",
+]

@@ -1,0 +1,107 @@
+"""Configuration: every knob is an environment variable (case-insensitive) or `.env`.
+
+`get_settings()` is only the default; tests and benchmarks build `Settings(...)` explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changethis", "secret", "changeme", ""}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # PostgreSQL pool and timeouts (seconds)
+    db_pool_min_size: int = Field(2, ge=0)
+    db_pool_max_size: int = Field(10, ge=1)
+    db_connect_timeout_s: float = Field(5.0, gt=0)
+    db_acquire_timeout_s: float = Field(2.0, gt=0)
+    db_statement_timeout_ms: int = Field(5000, ge=0)
+
+    # Redis: an optimisation only, so timeouts are short and failures are misses
+    redis_connect_timeout_s: float = Field(0.1, gt=0)
+    redis_socket_timeout_s: float = Field(0.05, gt=0)
+    redis_max_connections: int = Field(64, ge=1)
+    breaker_failure_threshold: int = Field(3, ge=1)
+    breaker_cooldown_s: float = Field(5.0, gt=0)
+
+    # Permission cache
+    permissions_cache_prefix: str = "permissions:user:"
+    permissions_cache_ttl_s: int = Field(300, ge=1)
+    permissions_cache_ttl_jitter_s: int = Field(30, ge=0)
+    outbox_replay_interval_s: float = Field(1.0, gt=0)
+    loader_max_batch_size: int = Field(1000, ge=1)
+
+    # Auth
+    jwt_secret: SecretStr = SecretStr("")
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_private_key_file: str | None = None
+    jwt_public_key_file: str | None = None
+    jwt_issuer: str = "permgraph"
+    jwt_audience: str = "permgraph"
+    jwt_leeway_s: int = Field(10, ge=0, le=120)
+    access_token_ttl_s: int = Field(900, ge=30)
+    refresh_token_ttl_s: int = Field(14 * 24 * 3600, ge=60)
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_s: int = Field(300, ge=1)
+
+    # GraphQL surface
+    graphql_ide: bool | None = None  # None: on in dev/test, off in prod
+    max_query_depth: int = Field(8, ge=1)
+    max_aliases: int = Field(30, ge=1)
+    max_tokens: int = Field(5000, ge=10)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_page_size: int = Field(1000, ge=1)
+
+    log_level: str = "INFO"
+
+    @property
+    def ide_enabled(self) -> bool:
+        if self.graphql_ide is None:
+            return self.environment != "prod"
+        return self.graphql_ide
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.jwt_algorithm.startswith("HS"):
+            secret = self.jwt_secret.get_secret_value()
+            weak = secret.lower() in _PLACEHOLDERS or len(secret.encode()) < 32
+            if weak and self.environment != "dev":
+                msg = (
+                    "JWT_SECRET must be at least 32 bytes and not a placeholder "
+                    f"when ENVIRONMENT={self.environment!r} (got {len(secret.encode())} bytes)"
+                )
+                raise ValueError(msg)
+        elif not (self.jwt_private_key_file and self.jwt_public_key_file):
+            msg = (
+                f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE "
+                "and JWT_PUBLIC_KEY_FILE"
+            )
+            raise ValueError(msg)
+        if self.db_pool_min_size > self.db_pool_max_size:
+            msg = (
+                f"DB_POOL_MIN_SIZE ({self.db_pool_min_size}) must not exceed "
+                f"DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
+            )
+            raise ValueError(msg)
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings"]

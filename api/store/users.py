@@ -1,0 +1,167 @@
+"""SQL for users: one function per file under sql/queries/users/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from api.db import read_sql
+from api.models import UserRow
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from api.db import Database
+
+SELECT_BY_IDS = read_sql("users/select_by_ids")
+SELECT_PAGE = read_sql("users/select_page")
+COUNT_FILTERED = read_sql("users/count_filtered")
+SELECT_MEMBERS_BY_ROLE_IDS = read_sql("users/select_members_by_role_ids")
+COUNT_MEMBERS_BY_ROLE_IDS = read_sql("users/count_members_by_role_ids")
+SELECT_LOGIN_BY_EMAIL = read_sql("users/select_login_by_email")
+SELECT_PASSWORD_HASH = read_sql("users/select_password_hash")
+SELECT_FOR_UPDATE = read_sql("users/select_for_update")
+INSERT = read_sql("users/insert")
+UPDATE_PROFILE = read_sql("users/update_profile")
+UPDATE_EMAIL = read_sql("users/update_email")
+SET_ACTIVE = read_sql("users/set_active")
+UPDATE_PASSWORD = read_sql("users/update_password")
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    email_contains: str | None = None
+    is_active: bool | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRow:
+    id: int
+    password_hash: str | None
+    is_active: bool
+    locked_until: datetime | None
+
+
+def to_user(r: asyncpg.Record) -> UserRow:
+    return UserRow(
+        r["id"],
+        r["email"],
+        r["display_name"],
+        r["avatar_url"],
+        r["is_active"],
+        r["created_at"],
+        r["updated_at"],
+    )
+
+
+def _maybe(r: asyncpg.Record | None) -> UserRow | None:
+    return None if r is None else to_user(r)
+
+
+async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, UserRow]:
+    return {r["id"]: to_user(r) for r in await db.fetch(SELECT_BY_IDS, list(ids))}
+
+
+async def select_page(
+    db: Database, after_id: int, flt: UserFilter, limit: int
+) -> list[UserRow]:
+    rows = await db.fetch(
+        SELECT_PAGE, after_id, flt.email_contains, flt.is_active, flt.role, limit
+    )
+    return [to_user(r) for r in rows]
+
+
+async def count_filtered(db: Database, flt: UserFilter) -> int:
+    return int(
+        await db.fetchval(COUNT_FILTERED, flt.email_contains, flt.is_active, flt.role)
+    )
+
+
+async def select_members_by_role_ids(
+    db: Database, role_ids: Sequence[int], after_id: int, limit: int
+) -> dict[int, list[UserRow]]:
+    out: dict[int, list[UserRow]] = {r: [] for r in role_ids}
+    for r in await db.fetch(SELECT_MEMBERS_BY_ROLE_IDS, list(role_ids), after_id, limit):
+        out[r["role_id"]].append(to_user(r))
+    return out
+
+
+async def count_members_by_role_ids(
+    db: Database, role_ids: Sequence[int]
+) -> dict[int, int]:
+    counts = {r["role_id"]: int(r["count"]) for r in await db.fetch(COUNT_MEMBERS_BY_ROLE_IDS, list(role_ids))}
+    return {r: counts.get(r, 0) for r in role_ids}
+
+
+async def select_login_by_email(db: Database, email: str) -> LoginRow | None:
+    r = await db.fetchrow(SELECT_LOGIN_BY_EMAIL, email)
+    return None if r is None else LoginRow(
+        r["id"], r["password_hash"], r["is_active"], r["locked_until"]
+    )
+
+
+async def select_password_hash(db: Database, user_id: int) -> str | None:
+    value = await db.fetchval(SELECT_PASSWORD_HASH, user_id)
+    return None if value is None else str(value)
+
+
+async def select_for_update(con: asyncpg.Connection, user_id: int) -> UserRow | None:
+    return _maybe(await con.fetchrow(SELECT_FOR_UPDATE, user_id))
+
+
+async def insert(
+    con: asyncpg.Connection,
+    email: str,
+    display_name: str,
+    avatar_url: str | None,
+    password_hash: str | None,
+) -> UserRow | None:
+    return _maybe(await con.fetchrow(INSERT, email, display_name, avatar_url, password_hash))
+
+
+async def update_profile(
+    con: asyncpg.Connection,
+    user_id: int,
+    display_name: str | None,
+    avatar_url: str | None,
+    *,
+    clear_avatar: bool = False,
+) -> UserRow | None:
+    return _maybe(
+        await con.fetchrow(UPDATE_PROFILE, user_id, display_name, avatar_url, clear_avatar)
+    )
+
+
+async def update_email(con: asyncpg.Connection, user_id: int, email: str) -> UserRow | None:
+    return _maybe(await con.fetchrow(UPDATE_EMAIL, user_id, email))
+
+
+async def set_active(con: asyncpg.Connection, user_id: int, *, active: bool) -> UserRow | None:
+    return _maybe(await con.fetchrow(SET_ACTIVE, user_id, active))
+
+
+async def update_password(con: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    await con.execute(UPDATE_PASSWORD, user_id, password_hash)
+
+
+__all__ = [
+    "LoginRow",
+    "UserFilter",
+    "count_filtered",
+    "count_members_by_role_ids",
+    "insert",
+    "select_by_ids",
+    "select_for_update",
+    "select_login_by_email",
+    "select_members_by_role_ids",
+    "select_page",
+    "select_password_hash",
+    "set_active",
+    "to_user",
+    "update_email",
+    "update_password",
+    "update_profile",
+]

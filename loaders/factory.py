@@ -1,0 +1,54 @@
+"""The per-request loader set: built when a request starts, dropped when it ends.
+
+This is the only place a DataLoader is constructed. Redis (the cross-request
+cache) is read inside the permission batch function, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from strawberry.dataloader import DataLoader
+
+from loaders.permissions import load_access_by_user_id
+from loaders.roles import load_permissions_by_role_id, load_roles_by_id
+from loaders.users import (
+    MembersKey,
+    load_member_counts_by_role,
+    load_members_by_role,
+    load_users_by_id,
+)
+
+if TYPE_CHECKING:
+    from api.cache import PermissionCache
+    from api.db import Database
+    from api.models import PermissionRow, RoleRow, UserAccess, UserRow
+
+
+@dataclass(frozen=True, slots=True)
+class Loaders:
+    access_by_user_id: DataLoader[int, UserAccess | None]
+    users_by_id: DataLoader[int, UserRow | None]
+    roles_by_id: DataLoader[int, RoleRow | None]
+    permissions_by_role_id: DataLoader[int, list[PermissionRow]]
+    members_by_role: DataLoader[MembersKey, list[UserRow]]
+    member_counts_by_role: DataLoader[int, int]
+
+
+def create_loaders(db: Database, cache: PermissionCache, max_batch_size: int) -> Loaders:
+    return Loaders(
+        access_by_user_id=DataLoader(
+            partial(load_access_by_user_id, db=db, cache=cache),
+            max_batch_size=max_batch_size,
+        ),
+        users_by_id=DataLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),
+        roles_by_id=DataLoader(partial(load_roles_by_id, db=db)),
+        permissions_by_role_id=DataLoader(partial(load_permissions_by_role_id, db=db)),
+        members_by_role=DataLoader(partial(load_members_by_role, db=db)),
+        member_counts_by_role=DataLoader(partial(load_member_counts_by_role, db=db)),
+    )
+
+
+__all__ = ["Loaders", "create_loaders"]

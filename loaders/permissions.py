@@ -1,0 +1,52 @@
+"""Batch contract: N user ids in -> N values out, in key order; a slot holds the
+user's `UserAccess`, None for an unknown user, or an Exception.
+
+One batch = one Redis MGET (values, fill tokens, epoch), one SQL query for all
+misses, one pipelined, token-checked write-back (api/cache.py). A failed SQL
+query fails every key of the batch and caches nothing; a failed Redis call is a
+miss (or a skipped fill), never an error and never a grant.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from api.metrics import CACHE_HITS, CACHE_MISSES, LOADER_BATCH_SIZE, LOADER_SQL_SECONDS
+from api.store import permissions as store
+
+if TYPE_CHECKING:
+    from api.cache import PermissionCache
+    from api.db import Database
+    from api.models import UserAccess
+
+logger = logging.getLogger(__name__)
+
+
+async def load_access_by_user_id(
+    user_ids: Sequence[int], *, db: Database, cache: PermissionCache
+) -> list[UserAccess | None]:
+    LOADER_BATCH_SIZE.observe(len(user_ids))
+    read = await cache.read(user_ids)
+    hits = read.hits if read is not None else {}
+    misses = [u for u in user_ids if u not in hits]
+    CACHE_HITS.inc(len(user_ids) - len(misses))
+    CACHE_MISSES.inc(len(misses))
+    logger.debug("permission batch keys=%d hits=%d misses=%d", len(user_ids), len(user_ids) - len(misses), len(misses))
+    if not misses:
+        return [hits[u] for u in user_ids]
+
+    started = time.perf_counter()
+    loaded = await store.select_access_by_user_ids(db, misses)
+    LOADER_SQL_SECONDS.observe(time.perf_counter() - started)
+    fresh = {u: loaded.get(u) for u in misses}
+    if read is not None:
+        if cache.before_fill is not None:  # test seam: pause between read and write-back
+            await cache.before_fill(misses)
+        await cache.fill(read, fresh)
+    return [hits[u] if u in hits else fresh[u] for u in user_ids]
+
+
+__all__ = ["load_access_by_user_id"]

@@ -1,0 +1,123 @@
+"""login, refreshToken, logout, and the caller's own profile and password."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from api import sessions
+from api.context import Info
+from api.errors import InvalidInput, TooManyRequests, Unauthenticated
+from api.store import users as user_store
+from schema.mutations import validate
+from schema.mutations.results import InvalidInputError, UserPayload
+from schema.mutations.unit import snapshot, unit_of_work
+from schema.permissions import authenticated
+from schema.types import User
+
+
+@strawberry.type
+class AuthPayload:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+    token_type: str = "Bearer"
+    user: User | None = None
+
+
+@strawberry.type
+class AuthError:
+    message: str
+    code: str
+
+
+@strawberry.type
+class PasswordChanged:
+    ok: bool = True
+
+
+LoginResult = Annotated[AuthPayload | AuthError, strawberry.union("LoginResult")]
+RefreshResult = Annotated[AuthPayload | AuthError, strawberry.union("RefreshResult")]
+ChangePasswordResult = Annotated[PasswordChanged | InvalidInputError, strawberry.union("ChangePasswordResult")]
+UpdateMeResult = Annotated[UserPayload | InvalidInputError, strawberry.union("UpdateMeResult")]
+
+
+async def _payload(info: Info, pair: sessions.TokenPair) -> AuthPayload:
+    row = await info.context.loaders.users_by_id.load(pair.user_id)
+    return AuthPayload(
+        access_token=pair.access.token,
+        access_token_expires_at=pair.access.expires_at,
+        refresh_token=pair.refresh.token,
+        refresh_token_expires_at=pair.refresh.expires_at,
+        user=None if row is None else User.from_row(row),
+    )
+
+
+@strawberry.type
+class AuthMutations:
+    @strawberry.mutation(description="Same answer for an unknown email, a wrong password and an inactive account.")
+    async def login(self, info: Info, email: str, password: str) -> LoginResult:
+        ctx = info.context
+        ctx.login_attempts += 1
+        if ctx.login_attempts > 1:
+            raise TooManyRequests("At most one login per request.")
+        if len(email) > 254 or len(password) > 1024:
+            return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
+        pair = await sessions.login(ctx.db, ctx.tokens, ctx.settings, email, password)
+        if pair is None:
+            return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
+        return await _payload(info, pair)
+
+    @strawberry.mutation(description="One-time use: returns a new pair; reusing a spent token revokes its family.")
+    async def refresh_token(self, info: Info, token: str) -> RefreshResult:
+        ctx = info.context
+        try:
+            pair = await sessions.refresh(ctx.db, ctx.tokens, token)
+        except Unauthenticated as exc:
+            return AuthError(message=exc.message, code="INVALID_TOKEN")
+        return await _payload(info, pair)
+
+    @strawberry.mutation(description="Revokes the refresh token's family (every token rotated from one login).")
+    async def logout(self, info: Info, refresh_token: str) -> bool:
+        ctx = info.context
+        try:
+            await sessions.logout(ctx.db, ctx.tokens, refresh_token)
+        except Unauthenticated:
+            return False
+        return True
+
+    @strawberry.mutation(extensions=authenticated(), description="Own profile: no permission change.")
+    async def update_me(self, info: Info, display_name: str | None = None, avatar_url: str | None = None) -> UpdateMeResult:
+        problem = validate.first_error(validate.display_name(display_name), validate.avatar_url(avatar_url))
+        if problem:
+            return problem
+        ctx = info.context
+        uid = (await ctx.viewer_access()).user_id
+        async with unit_of_work(ctx) as work:
+            before = await user_store.select_for_update(work.con, uid)
+            after = await user_store.update_profile(
+                work.con, uid, display_name, avatar_url or None, clear_avatar=avatar_url == ""
+            )
+            assert before is not None and after is not None  # noqa: S101 - the caller is active
+            names = ("display_name", "avatar_url")
+            await work.audit("user.update_self", "user", uid, snapshot(before, *names), snapshot(after, *names))
+        ctx.loaders.users_by_id.clear(uid)
+        return UserPayload(user=User.from_row(after))
+
+    @strawberry.mutation(extensions=authenticated(), description="Revokes every refresh token of the caller.")
+    async def change_password(self, info: Info, current_password: str, new_password: str) -> ChangePasswordResult:
+        ctx = info.context
+        uid = (await ctx.viewer_access()).user_id
+        try:
+            await sessions.change_password(ctx.db, uid, current_password, new_password)
+        except InvalidInput as exc:
+            return InvalidInputError(message=exc.message, field=str(exc.extra.get("field", "")))
+        async with unit_of_work(ctx) as work:
+            await work.audit("user.change_password", "user", uid, None, None)
+        return PasswordChanged()
+
+
+__all__ = ["AuthMutations"]

@@ -1,0 +1,92 @@
+"""createPermission, deletePermission (permissions:write) and the admin cache flush."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from api.context import Info
+from api.store import permissions as permission_store, roles as role_store, users as user_store
+from schema.mutations import validate
+from schema.mutations.results import (
+    CacheInvalidated,
+    ConflictError,
+    Deleted,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    PermissionPayload,
+    not_found,
+)
+from schema.mutations.unit import Rollback, ensure_guard_holder_remains, lock_guard, unit_of_work
+from schema.pagination import parse_id
+from schema.permissions import needs
+from schema.types import Permission
+
+CreatePermissionResult = Annotated[
+    PermissionPayload | InvalidInputError | ConflictError, strawberry.union("CreatePermissionResult")
+]
+DeletePermissionResult = Annotated[
+    Deleted | NotFoundError | NotAllowedError, strawberry.union("DeletePermissionResult")
+]
+InvalidateResult = Annotated[CacheInvalidated | NotFoundError, strawberry.union("InvalidateResult")]
+
+
+@strawberry.type
+class PermissionMutations:
+    @strawberry.mutation(extensions=needs("permissions:write"), description="Nobody holds a new permission: nothing to invalidate.")
+    async def create_permission(self, info: Info, code: str, description: str = "") -> CreatePermissionResult:
+        problem = validate.first_error(validate.permission_code(code), validate.description(description))
+        if problem:
+            return problem
+        try:
+            async with unit_of_work(info.context) as work:
+                row = await permission_store.insert(work.con, code, description)
+                if row is None:
+                    raise Rollback(ConflictError(message=f"Permission {code!r} exists.", field="code"))
+                await work.audit("permission.create", "permission", row.id, None, {"code": code, "description": description})
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        return PermissionPayload(permission=Permission.from_row(row))
+
+    @strawberry.mutation(extensions=needs("permissions:write"), description="Every holder loses it at once.")
+    async def delete_permission(self, info: Info, id: strawberry.ID) -> DeletePermissionResult:  # noqa: A002
+        pid = parse_id(id)
+        try:
+            async with unit_of_work(info.context) as work:
+                await lock_guard(work)
+                holders = await role_store.holders_of_permission(work.con, pid)
+                row = await permission_store.delete(work.con, pid)
+                if row is None:
+                    raise Rollback(not_found("permission", pid))
+                await ensure_guard_holder_remains(work)
+                await work.audit("permission.delete", "permission", pid, {"code": row.code, "holders": len(holders)}, None)
+                work.invalidate(holders)
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        return Deleted(id=strawberry.ID(str(pid)), affected_users=len(holders))
+
+    @strawberry.mutation(
+        extensions=needs("permissions:write"),
+        description="Drop one user's cached entry, or everyone's when userId is omitted.",
+    )
+    async def invalidate_permission_cache(self, info: Info, user_id: strawberry.ID | None = None) -> InvalidateResult:
+        ctx = info.context
+        uid = None if user_id is None else parse_id(user_id, "userId")
+        if uid is not None and (await user_store.select_by_ids(ctx.db, [uid])).get(uid) is None:
+            return not_found("user", uid)
+        async with unit_of_work(ctx) as work:
+            await work.audit("cache.invalidate", "user" if uid else "cache", uid or "all", None, None)
+            if uid is None:
+                work.stale_all = True
+            else:
+                work.invalidate([uid])
+        return CacheInvalidated(
+            all_users=uid is None,
+            user_id=None if uid is None else strawberry.ID(str(uid)),
+            confirmed=work.confirmed,
+        )
+
+
+__all__ = ["PermissionMutations"]

@@ -1,0 +1,262 @@
+"""Role membership and role definitions (roles:write).
+
+Invalidation: a user's role change -> that user; a role's permission change,
+rename or deletion -> every holder of the role, read in the same transaction
+after the role row is locked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+import strawberry
+
+from api.context import Info
+from api.models import RoleRow
+from api.store import permissions as permission_store, roles as role_store, users as user_store
+from schema.mutations import validate
+from schema.mutations.results import (
+    ConflictError,
+    Deleted,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    RoleAssignment,
+    RoleGrant,
+    RolePayload,
+    not_found,
+)
+from schema.mutations.unit import (
+    Rollback,
+    Work,
+    ensure_actor_holds,
+    ensure_guard_holder_remains,
+    lock_guard,
+    snapshot,
+    unit_of_work,
+)
+from schema.pagination import parse_id
+from schema.permissions import needs
+from schema.types import Permission, Role, User
+
+RoleAssignmentResult = Annotated[
+    RoleAssignment | NotFoundError | NotAllowedError, strawberry.union("RoleAssignmentResult")
+]
+RoleResult = Annotated[
+    RolePayload | NotFoundError | InvalidInputError | ConflictError | NotAllowedError,
+    strawberry.union("RoleResult"),
+]
+RoleGrantResult = Annotated[
+    RoleGrant | NotFoundError | InvalidInputError | NotAllowedError, strawberry.union("RoleGrantResult")
+]
+DeleteResult = Annotated[Deleted | NotFoundError | NotAllowedError, strawberry.union("DeleteResult")]
+
+
+@strawberry.input
+class CreateRoleInput:
+    name: str
+    description: str = ""
+    permission_codes: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateRoleInput:
+    name: str | None = None
+    description: str | None = None
+
+
+async def _locked_role(work: Work, role_id: int) -> RoleRow:
+    role = await role_store.select_for_update(work.con, role_id)
+    if role is None:
+        raise Rollback(not_found("role", role_id))
+    return role
+
+
+async def _codes_of_role(work: Work, role_id: int) -> list[str]:
+    grants = await permission_store.select_by_role_ids(work.con, [role_id])
+    return [p.code for p in grants[role_id]]
+
+
+async def _resolve_codes(work: Work, codes: list[str], field: str) -> list[int]:
+    ids = []
+    for code in sorted(set(codes)):
+        problem = validate.permission_code(code, field)
+        if problem:
+            raise Rollback(problem)
+        row = await permission_store.select_by_code(work.con, code)
+        if row is None:
+            raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field=field))
+        ids.append(row.id)
+    return ids
+
+
+async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawberry.ID, *, assign: bool) -> RoleAssignmentResult:
+    uid, rid = parse_id(user_id, "userId"), parse_id(role_id, "roleId")
+    ctx = info.context
+    try:
+        async with unit_of_work(ctx) as work:
+            if not assign:
+                await lock_guard(work)
+            role = await _locked_role(work, rid)
+            user = await user_store.select_for_update(work.con, uid)
+            if user is None:
+                raise Rollback(not_found("user", uid))
+            if assign:
+                await ensure_actor_holds(ctx, await _codes_of_role(work, rid))
+                changed = await role_store.assign(work.con, uid, rid, ctx.viewer_id)
+            else:
+                changed = await role_store.unassign(work.con, uid, rid)
+                if changed:
+                    await ensure_guard_holder_remains(work)
+            if changed:
+                action = "user.assign_role" if assign else "user.remove_role"
+                await work.audit(action, "user", uid, None, {"role_id": rid, "role": role.name})
+                work.invalidate([uid])
+    except Rollback as rollback:
+        return rollback.result  # type: ignore[no-any-return]
+    return RoleAssignment(user=User.from_row(user), role=Role.from_row(role), changed=changed)
+
+
+async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant: bool) -> RoleGrantResult:
+    rid = parse_id(role_id, "roleId")
+    problem = validate.permission_code(code)
+    if problem:
+        return problem
+    ctx = info.context
+    try:
+        if grant:
+            await ensure_actor_holds(ctx, [code])
+        async with unit_of_work(ctx) as work:
+            if not grant:
+                await lock_guard(work)
+            role = await _locked_role(work, rid)
+            permission = await permission_store.select_by_code(work.con, code)
+            if permission is None:
+                raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field="code"))
+            if grant:
+                changed = await role_store.grant(work.con, rid, permission.id)
+            else:
+                changed = await role_store.revoke(work.con, rid, permission.id)
+                if changed:
+                    await ensure_guard_holder_remains(work)
+            if changed:
+                action = "role.grant_permission" if grant else "role.revoke_permission"
+                await work.audit(action, "role", rid, None, {"permission": code})
+                work.invalidate(await role_store.holders(work.con, rid))
+    except Rollback as rollback:
+        return rollback.result  # type: ignore[no-any-return]
+    ctx.loaders.permissions_by_role_id.clear(rid)
+    return RoleGrant(role=Role.from_row(role), permission=Permission.from_row(permission), changed=changed)
+
+
+@strawberry.type
+class RoleMutations:
+    @strawberry.mutation(extensions=needs("roles:write"), description="Idempotent: changed=false when already held.")
+    async def assign_role(self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID) -> RoleAssignmentResult:
+        return await _change_membership(info, user_id, role_id, assign=True)
+
+    @strawberry.mutation(extensions=needs("roles:write"), description="Idempotent: changed=false when not held.")
+    async def remove_role(self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID) -> RoleAssignmentResult:
+        return await _change_membership(info, user_id, role_id, assign=False)
+
+    @strawberry.mutation(extensions=needs("roles:write"))
+    async def create_role(self, info: Info, input: CreateRoleInput) -> RoleResult:  # noqa: A002
+        problem = validate.first_error(validate.role_name(input.name), validate.description(input.description))
+        if problem:
+            return problem
+        ctx = info.context
+        try:
+            await ensure_actor_holds(ctx, input.permission_codes)
+            async with unit_of_work(ctx) as work:
+                permission_ids = await _resolve_codes(work, input.permission_codes, "permissionCodes")
+                role = await role_store.insert(work.con, input.name, input.description)
+                if role is None:
+                    raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name"))
+                await role_store.replace_grants(work.con, role.id, permission_ids)
+                after = {**snapshot(role, "name", "description"), "permissions": sorted(set(input.permission_codes))}
+                await work.audit("role.create", "role", role.id, None, after)
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        return RolePayload(role=Role.from_row(role))
+
+    @strawberry.mutation(extensions=needs("roles:write"), description="A rename refreshes the holders' cached entries.")
+    async def update_role(self, info: Info, id: strawberry.ID, input: UpdateRoleInput) -> RoleResult:  # noqa: A002
+        rid = parse_id(id)
+        problem = validate.first_error(
+            validate.role_name(input.name) if input.name is not None else None,
+            validate.description(input.description),
+        )
+        if problem:
+            return problem
+        ctx = info.context
+        try:
+            async with unit_of_work(ctx) as work:
+                before = await _locked_role(work, rid)
+                try:
+                    async with work.con.transaction():  # savepoint: a taken name is a result
+                        role = await role_store.update(work.con, rid, input.name, input.description)
+                except asyncpg.UniqueViolationError:
+                    raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name")) from None
+                assert role is not None  # noqa: S101 - row locked above
+                await work.audit("role.update", "role", rid, snapshot(before, "name", "description"), snapshot(role, "name", "description"))
+                if role.name != before.name:  # cached entries carry role names
+                    work.invalidate(await role_store.holders(work.con, rid))
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        ctx.loaders.roles_by_id.clear(rid)
+        return RolePayload(role=Role.from_row(role))
+
+    @strawberry.mutation(extensions=needs("roles:write"), description="Holders lose the role's permissions at once.")
+    async def delete_role(self, info: Info, id: strawberry.ID) -> DeleteResult:  # noqa: A002
+        rid = parse_id(id)
+        ctx = info.context
+        try:
+            async with unit_of_work(ctx) as work:
+                await lock_guard(work)
+                role = await _locked_role(work, rid)
+                holders = await role_store.holders(work.con, rid)
+                codes = await _codes_of_role(work, rid)
+                await role_store.delete(work.con, rid)
+                await ensure_guard_holder_remains(work)
+                before = {**snapshot(role, "name", "description"), "permissions": codes, "holders": len(holders)}
+                await work.audit("role.delete", "role", rid, before, None)
+                work.invalidate(holders)
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        ctx.loaders.roles_by_id.clear(rid)
+        return Deleted(id=strawberry.ID(str(rid)), affected_users=len(holders))
+
+    @strawberry.mutation(extensions=needs("roles:write"))
+    async def grant_permission(self, info: Info, role_id: strawberry.ID, code: str) -> RoleGrantResult:
+        return await _change_grant(info, role_id, code, grant=True)
+
+    @strawberry.mutation(extensions=needs("roles:write"))
+    async def revoke_permission(self, info: Info, role_id: strawberry.ID, code: str) -> RoleGrantResult:
+        return await _change_grant(info, role_id, code, grant=False)
+
+    @strawberry.mutation(extensions=needs("roles:write"), description="The role's permissions become exactly `codes`.")
+    async def set_role_permissions(self, info: Info, role_id: strawberry.ID, codes: list[str]) -> RoleResult:
+        rid = parse_id(role_id, "roleId")
+        ctx = info.context
+        try:
+            async with unit_of_work(ctx) as work:
+                await lock_guard(work)
+                role = await _locked_role(work, rid)
+                before = await _codes_of_role(work, rid)
+                added = set(codes) - set(before)
+                await ensure_actor_holds(ctx, added)
+                permission_ids = await _resolve_codes(work, codes, "codes")
+                await role_store.replace_grants(work.con, rid, permission_ids)
+                after = sorted(set(codes))
+                if after != sorted(before):
+                    await ensure_guard_holder_remains(work)
+                    await work.audit("role.set_permissions", "role", rid, {"permissions": sorted(before)}, {"permissions": after})
+                    work.invalidate(await role_store.holders(work.con, rid))
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        ctx.loaders.permissions_by_role_id.clear(rid)
+        return RolePayload(role=Role.from_row(role))
+
+
+__all__ = ["RoleMutations"]

@@ -1,0 +1,161 @@
+"""createUser, updateUser, deactivateUser, reactivateUser (users:write)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+import strawberry
+
+from api.context import Info
+from api.passwords import check_strength, hash_password
+from api.store import users as user_store
+from schema.mutations import validate
+from schema.mutations.results import (
+    ConflictError,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    UserPayload,
+    not_found,
+)
+from schema.mutations.unit import (
+    Rollback,
+    ensure_guard_holder_remains,
+    lock_guard,
+    snapshot,
+    unit_of_work,
+)
+from schema.pagination import parse_id
+from schema.permissions import needs
+from schema.types import User
+
+PROFILE = ("email", "display_name", "avatar_url", "is_active")
+
+CreateUserResult = Annotated[
+    UserPayload | InvalidInputError | ConflictError, strawberry.union("CreateUserResult")
+]
+UpdateUserResult = Annotated[
+    UserPayload | NotFoundError | InvalidInputError | ConflictError,
+    strawberry.union("UpdateUserResult"),
+]
+SetUserActiveResult = Annotated[
+    UserPayload | NotFoundError | NotAllowedError, strawberry.union("SetUserActiveResult")
+]
+
+
+@strawberry.input
+class CreateUserInput:
+    email: str
+    display_name: str = ""
+    avatar_url: str | None = None
+    password: str | None = strawberry.field(default=None, description="None: the user cannot log in until one is set.")
+
+
+@strawberry.input
+class UpdateUserInput:
+    email: str | None = None
+    display_name: str | None = None
+    avatar_url: str | None = strawberry.field(default=None, description="An empty string removes the avatar.")
+
+
+async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUserActiveResult:  # noqa: A002
+    uid = parse_id(id)
+    try:
+        async with unit_of_work(info.context) as work:
+            if not active:
+                await lock_guard(work)
+            before = await user_store.select_for_update(work.con, uid)
+            if before is None:
+                raise Rollback(not_found("user", uid))
+            if before.is_active == active:
+                return UserPayload(user=User.from_row(before))
+            after = await user_store.set_active(work.con, uid, active=active)
+            assert after is not None  # noqa: S101 - row locked above
+            if not active:
+                await ensure_guard_holder_remains(work)
+            await work.audit(
+                "user.reactivate" if active else "user.deactivate", "user", uid,
+                snapshot(before, "is_active"), snapshot(after, "is_active"),
+            )
+            work.invalidate([uid])
+    except Rollback as rollback:
+        return rollback.result  # type: ignore[no-any-return]
+    info.context.loaders.users_by_id.clear(uid)
+    return UserPayload(user=User.from_row(after))
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(extensions=needs("users:write"))
+    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserResult:  # noqa: A002
+        problem = validate.first_error(
+            validate.email(input.email),
+            validate.display_name(input.display_name),
+            validate.avatar_url(input.avatar_url),
+        )
+        if problem:
+            return problem
+        password_hash = None
+        if input.password is not None:
+            weak = check_strength(input.password)
+            if weak:
+                return InvalidInputError(message=weak, field="password")
+            password_hash = await hash_password(input.password)
+        try:
+            async with unit_of_work(info.context) as work:
+                row = await user_store.insert(
+                    work.con, input.email.strip(), input.display_name,
+                    input.avatar_url or None, password_hash,
+                )
+                if row is None:
+                    raise Rollback(ConflictError(message="That email is already in use.", field="email"))
+                await work.audit("user.create", "user", row.id, None, snapshot(row, *PROFILE))
+                # an id read before it existed is cached as "unknown": drop that
+                work.invalidate([row.id])
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        return UserPayload(user=User.from_row(row))
+
+    @strawberry.mutation(extensions=needs("users:write"), description="Profile fields only: no permission change.")
+    async def update_user(self, info: Info, id: strawberry.ID, input: UpdateUserInput) -> UpdateUserResult:  # noqa: A002
+        uid = parse_id(id)
+        problem = validate.first_error(
+            validate.email(input.email) if input.email is not None else None,
+            validate.display_name(input.display_name),
+            validate.avatar_url(input.avatar_url),
+        )
+        if problem:
+            return problem
+        try:
+            async with unit_of_work(info.context) as work:
+                before = await user_store.select_for_update(work.con, uid)
+                if before is None:
+                    raise Rollback(not_found("user", uid))
+                after = await user_store.update_profile(
+                    work.con, uid, input.display_name, input.avatar_url or None,
+                    clear_avatar=input.avatar_url == "",
+                )
+                if input.email is not None and input.email.strip().lower() != before.email.lower():
+                    try:
+                        async with work.con.transaction():
+                            after = await user_store.update_email(work.con, uid, input.email.strip())
+                    except asyncpg.UniqueViolationError:
+                        raise Rollback(ConflictError(message="That email is already in use.", field="email")) from None
+                assert after is not None  # noqa: S101 - row locked above
+                await work.audit("user.update", "user", uid, snapshot(before, *PROFILE), snapshot(after, *PROFILE))
+        except Rollback as rollback:
+            return rollback.result  # type: ignore[no-any-return]
+        info.context.loaders.users_by_id.clear(uid)
+        return UserPayload(user=User.from_row(after))
+
+    @strawberry.mutation(extensions=needs("users:write"), description="The user's tokens stop working at once.")
+    async def deactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:  # noqa: A002
+        return await _set_active(info, id, active=False)
+
+    @strawberry.mutation(extensions=needs("users:write"))
+    async def reactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:  # noqa: A002
+        return await _set_active(info, id, active=True)
+
+
+__all__ = ["UserMutations"]

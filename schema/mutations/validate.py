@@ -1,0 +1,62 @@
+"""Input checks that become `InvalidInputError` results (the database re-checks)."""
+
+from __future__ import annotations
+
+import re
+
+from schema.mutations.results import InvalidInputError
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+PERMISSION_CODE = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
+
+
+def email(value: str) -> InvalidInputError | None:
+    if len(value) > 254 or not EMAIL.match(value):
+        return InvalidInputError(message=f"Not a valid email address: {value[:64]!r}.", field="email")
+    return None
+
+
+def display_name(value: str | None) -> InvalidInputError | None:
+    if value is not None and len(value) > 100:
+        return InvalidInputError(message="displayName must be at most 100 characters.", field="displayName")
+    return None
+
+
+def avatar_url(value: str | None) -> InvalidInputError | None:
+    if value is not None and value != "" and (
+        len(value) > 2048 or not value.startswith(("https://", "http://"))
+    ):
+        return InvalidInputError(message="avatarUrl must be an http(s) URL of at most 2048 characters.", field="avatarUrl")
+    return None
+
+
+def role_name(value: str) -> InvalidInputError | None:
+    if not ROLE_NAME.match(value):
+        return InvalidInputError(
+            message=f"Role names are lowercase letters, digits, '-' and '_', starting with a letter: {value[:64]!r}.",
+            field="name",
+        )
+    return None
+
+
+def permission_code(value: str, field: str = "code") -> InvalidInputError | None:
+    if len(value) > 100 or not PERMISSION_CODE.match(value):
+        return InvalidInputError(
+            message=f"Permission codes have the form resource:action (lowercase): {value[:64]!r}.",
+            field=field,
+        )
+    return None
+
+
+def description(value: str | None) -> InvalidInputError | None:
+    if value is not None and len(value) > 1000:
+        return InvalidInputError(message="description must be at most 1000 characters.", field="description")
+    return None
+
+
+def first_error(*errors: InvalidInputError | None) -> InvalidInputError | None:
+    return next((e for e in errors if e is not None), None)
+
+
+__all__ = ["avatar_url", "description", "display_name", "email", "first_error", "permission_code", "role_name"]

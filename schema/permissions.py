@@ -1,0 +1,60 @@
+"""Permission classes: every field states what it needs; checks read the
+request's permission loader, so they cost at most one MGET per operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
+
+from api.context import Info
+
+
+class IsAuthenticated(BasePermission):
+    """A valid access token of an active account."""
+
+    message = "Authentication required."
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        await info.context.viewer_access()  # raises UNAUTHENTICATED
+        return True
+
+
+class HasPermission(BasePermission):
+    """The caller holds `code`; with `allow_self`, reading one's own user is enough.
+
+    Failures raise coded errors: UNAUTHENTICATED without a (valid, active) caller,
+    FORBIDDEN with `extensions.missingPermission` otherwise.
+    """
+
+    def __init__(self, code: str, *, allow_self: bool = False) -> None:
+        self.code = code
+        self.allow_self = allow_self
+        self.message = f"Missing permission {code!r}."
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        ctx = info.context
+        access = await ctx.viewer_access()
+        if self.code in access.permissions:
+            return True
+        if self.allow_self and getattr(source, "uid", None) == access.user_id:
+            return True
+        await ctx.require(self.code)  # raises FORBIDDEN with the missing code
+        return False
+
+
+def needs(code: str, *, allow_self: bool = False) -> list[FieldExtension]:
+    """`extensions=needs("users:read")` on a strawberry field."""
+    return [
+        PermissionExtension(
+            permissions=[HasPermission(code, allow_self=allow_self)], use_directives=False
+        )
+    ]
+
+
+def authenticated() -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[IsAuthenticated()], use_directives=False)]
+
+
+__all__ = ["HasPermission", "IsAuthenticated", "authenticated", "needs"]

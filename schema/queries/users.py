@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import strawberry
+
+from api.context import Info
+from api.errors import InvalidInput, NotFound
+from api.store import users as user_store
+from schema.pagination import check_first, decode_cursor, parse_id
+from schema.permissions import authenticated, needs
+from schema.types import User, UserConnection, count_users
+
+
+@strawberry.input
+class UserFilter:
+    email_contains: str | None = strawberry.field(default=None, description="Case-insensitive substring of the email.")
+    is_active: bool | None = None
+    role: str | None = strawberry.field(default=None, description="Holds the role of this name.")
+
+
+@strawberry.type
+class UserQueries:
+    @strawberry.field(extensions=needs("users:read"))
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002 - GraphQL argument name
+        uid = parse_id(id)
+        row = await info.context.loaders.users_by_id.load(uid)
+        if row is None:
+            raise NotFound(f"No user with id {uid}.", id=str(uid))
+        return User.from_row(row)
+
+    @strawberry.field(extensions=needs("users:read"), description="Users by id, Relay-style.")
+    async def users(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: UserFilter | None = None,  # noqa: A002 - GraphQL argument name
+    ) -> UserConnection:
+        ctx = info.context
+        size = check_first(first, ctx.settings.max_page_size)
+        after_id = decode_cursor("user", after)
+        flt = user_store.UserFilter()
+        if filter is not None:
+            if filter.email_contains is not None and len(filter.email_contains) > 254:
+                raise InvalidInput("'emailContains' is too long.", argument="filter")
+            flt = user_store.UserFilter(filter.email_contains, filter.is_active, filter.role)
+        rows = await user_store.select_page(ctx.db, after_id, flt, size + 1) if size else []
+        return UserConnection.build(rows, size, after_id, count_users(info, flt))
+
+    @strawberry.field(extensions=authenticated(), description="The caller.")
+    async def me(self, info: Info) -> User:
+        ctx = info.context
+        access = await ctx.viewer_access()
+        row = await ctx.loaders.users_by_id.load(access.user_id)
+        if row is None:
+            raise NotFound("The account no longer exists.")
+        return User.from_row(row)
+
+
+__all__ = ["UserFilter", "UserQueries"]

@@ -1,0 +1,2 @@
+-- returns: id, name, description
+select id, name, description from roles order by name
