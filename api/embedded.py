@@ -10,6 +10,7 @@ Both listen on 127.0.0.1 only, on free ports, and are stopped on exit.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import importlib.util
 import logging
@@ -21,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -92,6 +93,37 @@ def _chown_tree(path: Path, ids: dict[str, int]) -> None:
             os.chown(os.path.join(root, name), ids["user"], ids["group"])
 
 
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """preexec_fn: the server gets `sig` when the process that started it dies,
+    so a killed test run or `make run` leaves no orphan behind."""
+
+    def set_pdeathsig() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
+
+
+def _stop_stale_postmaster(pgdata: Path) -> None:
+    """A postmaster left running on this data directory by a killed run."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -133,6 +165,7 @@ class EmbeddedPostgres:
             if done.returncode != 0:
                 msg = f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
                 raise RuntimeError(msg)
+        _stop_stale_postmaster(pgdata)
         log = self.data_dir / "postgres.log"
         settings = [
             "-c", "listen_addresses=127.0.0.1",
@@ -148,7 +181,7 @@ class EmbeddedPostgres:
             self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port), *settings],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir,
-                start_new_session=True, **ids,
+                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT), **ids,
             )
         _wait_for_port(self.port, self.proc, "postgres", log)
         return self
@@ -183,6 +216,7 @@ class EmbeddedRedis:
                  "--save", "", "--appendonly", "no", "--dir", str(self.data_dir),
                  "--protected-mode", "yes"],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent(signal.SIGTERM),
             )
         _wait_for_port(self.port, self.proc, "redis-server", log)
         return self
@@ -196,6 +230,10 @@ class EmbeddedRedis:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -217,6 +255,9 @@ def services(data_dir: Path | None = None) -> Iterator[tuple[str, str]]:
         os.chmod(base, 0o755)  # PostgreSQL may run as another user beneath it
     else:
         base = data_dir
+    # turn SIGTERM into SystemExit so that the servers are stopped cleanly
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if not database_url:
             if answers(default_db, 5432):

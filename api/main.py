@@ -108,8 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # objects made at start live forever: keep them out of every GC pass
         gc.collect()
         gc.freeze()
+        state = State(settings=settings, db=db, redis=redis, cache=cache, invalidator=invalidator, tokens=TokenService(settings))
+        app.state.resources = state  # for operators' tooling and tests; requests use request.state
         try:
-            yield State(settings=settings, db=db, redis=redis, cache=cache, invalidator=invalidator, tokens=TokenService(settings))
+            yield state
         finally:
             replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

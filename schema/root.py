@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from strawberry.extensions import (
-    MaskErrors,
+    DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from graphql import GraphQLError
 
-from api.errors import is_expected
+from schema.errors import PermgraphSchema, ShapeErrors
 from schema.mutations.auth import AuthMutations
 from schema.mutations.permissions import PermissionMutations
 from schema.mutations.roles import RoleMutations
@@ -34,27 +36,27 @@ class Mutation(AuthMutations, UserMutations, RoleMutations, PermissionMutations)
     pass
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    # validation/parse errors have no original error; AppErrors are written for clients
-    return error.original_error is not None and not is_expected(error.original_error)
-
-
 def build_schema(
     *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
-) -> strawberry.Schema:
-    extensions: list = [
+) -> PermgraphSchema:
+    # The validation-rule extensions are built once and shared: each builds its
+    # rule classes in __init__, and ValidationCache keys on those classes, so a
+    # fresh instance per request would turn every lookup into a miss. They keep
+    # no per-request state. MaskErrors does, so it is made per request.
+    shared: list[SchemaExtension] = [
         MaxTokensLimiter(max_token_count=max_tokens),
-        ParserCache(maxsize=256),
         QueryDepthLimiter(max_depth=max_depth),
         MaxAliasesLimiter(max_alias_count=max_aliases),
-        ValidationCache(maxsize=256),
-        MaskErrors(should_mask_error=_should_mask, error_message="Internal server error."),
     ]
     if not introspection:
-        from strawberry.extensions import DisableIntrospection  # noqa: PLC0415
-
-        extensions.append(DisableIntrospection())
-    return strawberry.Schema(
+        shared.append(DisableIntrospection())
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=512),
+        *[(lambda ext=ext: ext) for ext in shared],
+        lambda: ValidationCache(maxsize=512),
+        ShapeErrors,
+    ]
+    return PermgraphSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,

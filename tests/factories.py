@@ -1,0 +1,64 @@
+"""Helpers to build state and talk to the API the way a client does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+from prometheus_client import REGISTRY
+
+from api.auth import TokenService
+from api.settings import Settings
+
+APP_TABLES = "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users"
+
+
+def metric(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def token_for(user_id: int, settings: Settings) -> str:
+    return TokenService(settings).issue(user_id, "access").token
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    expect_errors: bool = False,
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+    body: dict[str, Any] = response.json()
+    if expect_errors:
+        assert body.get("errors"), body
+    else:
+        assert response.status_code == 200, body
+        assert "errors" not in body, body["errors"]
+    return body
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+
+
+async def insert_user(con: asyncpg.Connection, email: str, *, roles: list[str] = (), active: bool = True) -> int:  # type: ignore[assignment]
+    user_id = await con.fetchval(
+        "insert into users (email, display_name, is_active) values ($1, $2, $3) returning id",
+        email, email.split("@")[0], active,
+    )
+    for role in roles:
+        await con.execute(
+            "insert into user_roles (user_id, role_id) select $1, id from roles where name = $2", user_id, role
+        )
+    return int(user_id)
+
+
+async def user_id_of(con: asyncpg.Connection, email: str) -> int:
+    return int(await con.fetchval("select id from users where lower(email) = lower($1)", email))
+
+
+__all__ = ["APP_TABLES", "codes", "gql", "insert_user", "metric", "token_for", "user_id_of"]
