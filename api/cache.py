@@ -143,6 +143,8 @@ def create_redis(settings: Settings) -> aioredis.Redis:
         socket_connect_timeout=settings.redis_connect_timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        # no CLIENT SETINFO round trips on every new connection
+        driver_info=None,
     )
     return aioredis.Redis(connection_pool=pool)
 
@@ -223,6 +225,10 @@ class PermissionCache:
         self.trusted = False
         # test seam: awaited between a batch's SQL read and its write-back
         self.before_fill: Callable[[Sequence[int]], Awaitable[None]] | None = None
+
+    async def prepare(self) -> None:
+        """Load the fill script so the first write-back is one round trip."""
+        await self._call("script_load", lambda: self.client.script_load(_FILL_SCRIPT), force=True)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}{user_id}"

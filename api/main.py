@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = create_redis(settings)
         cache = PermissionCache(redis, settings)
         invalidator = Invalidator(db, cache)
+        await cache.prepare()
         try:
             await invalidator.replay_pending()  # the cache is trusted only after this
         except AppError:

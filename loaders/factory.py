@@ -6,9 +6,10 @@ cache) is read inside the permission batch function, never here.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
 
@@ -37,6 +38,14 @@ class Loaders:
     member_counts_by_role: DataLoader[int, int]
 
 
+def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
+    """Drop memoized keys after a write in this request (strawberry's `clear`
+    raises KeyError for a key that was never loaded)."""
+    for key in keys:
+        with suppress(KeyError):
+            loader.clear(key)
+
+
 def create_loaders(db: Database, cache: PermissionCache, max_batch_size: int) -> Loaders:
     return Loaders(
         access_by_user_id=DataLoader(
@@ -51,4 +60,4 @@ def create_loaders(db: Database, cache: PermissionCache, max_batch_size: int) ->
     )
 
 
-__all__ = ["Loaders", "create_loaders"]
+__all__ = ["Loaders", "create_loaders", "forget"]

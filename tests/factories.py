@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -9,9 +11,41 @@ import httpx
 from prometheus_client import REGISTRY
 
 from api.auth import TokenService
+from api.db import query_listeners
 from api.settings import Settings
 
 APP_TABLES = "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users"
+
+
+class StatementLog:
+    """SQL statements the app sent, as asyncpg logged them (the outbox replayer,
+    which runs on its own schedule in the background, is left out)."""
+
+    def __init__(self) -> None:
+        self.all: list[str] = []
+
+    def record(self, query: str) -> None:
+        if "cache_outbox" not in query:
+            self.all.append(query)
+
+    @property
+    def statements(self) -> list[str]:
+        return self.all
+
+    @property
+    def permission_sql(self) -> int:
+        """Runs of the permission loader's one query."""
+        return sum("role_ids bigint[], roles text[], codes text[]" in s for s in self.all)
+
+
+@contextmanager
+def counting_sql() -> Iterator[StatementLog]:
+    log = StatementLog()
+    query_listeners.append(log.record)
+    try:
+        yield log
+    finally:
+        query_listeners.remove(log.record)
 
 
 def metric(name: str, labels: dict[str, str] | None = None) -> float:
@@ -61,4 +95,4 @@ async def user_id_of(con: asyncpg.Connection, email: str) -> int:
     return int(await con.fetchval("select id from users where lower(email) = lower($1)", email))
 
 
-__all__ = ["APP_TABLES", "codes", "gql", "insert_user", "metric", "token_for", "user_id_of"]
+__all__ = ["APP_TABLES", "StatementLog", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for", "user_id_of"]

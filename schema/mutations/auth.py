@@ -11,6 +11,7 @@ from api import sessions
 from api.context import Info
 from api.errors import InvalidInput, TooManyRequests, Unauthenticated
 from api.store import users as user_store
+from loaders.factory import forget
 from schema.mutations import validate
 from schema.mutations.results import InvalidInputError, UserPayload
 from schema.mutations.unit import snapshot, unit_of_work
@@ -104,7 +105,7 @@ class AuthMutations:
             assert before is not None and after is not None  # noqa: S101 - the caller is active
             names = ("display_name", "avatar_url")
             await work.audit("user.update_self", "user", uid, snapshot(before, *names), snapshot(after, *names))
-        ctx.loaders.users_by_id.clear(uid)
+        forget(ctx.loaders.users_by_id, uid)
         return UserPayload(user=User.from_row(after))
 
     @strawberry.mutation(extensions=authenticated(), description="Revokes every refresh token of the caller.")

@@ -15,6 +15,7 @@ import strawberry
 from api.context import Info
 from api.models import RoleRow
 from api.store import permissions as permission_store, roles as role_store, users as user_store
+from loaders.factory import forget
 from schema.mutations import validate
 from schema.mutations.results import (
     ConflictError,
@@ -146,7 +147,7 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
                 work.invalidate(await role_store.holders(work.con, rid))
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]
-    ctx.loaders.permissions_by_role_id.clear(rid)
+    forget(ctx.loaders.permissions_by_role_id, rid)
     return RoleGrant(role=Role.from_row(role), permission=Permission.from_row(permission), changed=changed)
 
 
@@ -204,7 +205,7 @@ class RoleMutations:
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        ctx.loaders.roles_by_id.clear(rid)
+        forget(ctx.loaders.roles_by_id, rid)
         return RolePayload(role=Role.from_row(role))
 
     @strawberry.mutation(extensions=needs("roles:write"), description="Holders lose the role's permissions at once.")
@@ -224,7 +225,7 @@ class RoleMutations:
                 work.invalidate(holders)
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        ctx.loaders.roles_by_id.clear(rid)
+        forget(ctx.loaders.roles_by_id, rid)
         return Deleted(id=strawberry.ID(str(rid)), affected_users=len(holders))
 
     @strawberry.mutation(extensions=needs("roles:write"))
@@ -255,7 +256,7 @@ class RoleMutations:
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        ctx.loaders.permissions_by_role_id.clear(rid)
+        forget(ctx.loaders.permissions_by_role_id, rid)
         return RolePayload(role=Role.from_row(role))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from api.store import audit as audit_store, roles as role_store
+from loaders.factory import forget
 from schema.mutations.results import NotAllowedError
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
         if work.stale_all:
             loader.clear_all()
         else:
-            loader.clear_many(work.stale)
+            forget(loader, *work.stale)
         ctx.forget_viewer()
 
 

@@ -10,6 +10,7 @@ import strawberry
 from api.context import Info
 from api.passwords import check_strength, hash_password
 from api.store import users as user_store
+from loaders.factory import forget
 from schema.mutations import validate
 from schema.mutations.results import (
     ConflictError,
@@ -81,7 +82,7 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
             work.invalidate([uid])
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]
-    info.context.loaders.users_by_id.clear(uid)
+    forget(info.context.loaders.users_by_id, uid)
     return UserPayload(user=User.from_row(after))
 
 
@@ -146,7 +147,7 @@ class UserMutations:
                 await work.audit("user.update", "user", uid, snapshot(before, *PROFILE), snapshot(after, *PROFILE))
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        info.context.loaders.users_by_id.clear(uid)
+        forget(info.context.loaders.users_by_id, uid)
         return UserPayload(user=User.from_row(after))
 
     @strawberry.mutation(extensions=needs("users:write"), description="The user's tokens stop working at once.")

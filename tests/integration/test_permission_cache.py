@@ -1,0 +1,271 @@
+"""The permission loader and its Redis cache, against real servers.
+
+Round trips are counted by the connection wrapper (api.cache.CountingConnection,
+one per packet sent), commands by Redis itself (INFO commandstats), SQL
+statements by asyncpg's query logger (api.db.query_listeners).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from asgi_lifespan import LifespanManager
+
+from api.cache import CountingConnection
+from api.embedded import free_port
+from api.main import create_app
+from api.seed import seed
+from api.settings import Settings
+from api.state import State
+from loaders.permissions import load_access_by_user_id
+from tests.factories import codes, counting_sql, gql, insert_user, metric, token_for
+
+async def commandstats(client: aioredis.Redis) -> dict[str, int]:
+    info = await client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+
+
+async def redis_calls(client: aioredis.Redis, before: dict[str, int]) -> dict[str, int]:
+    after = await commandstats(client)
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and k != "info"}
+
+
+@pytest.mark.parametrize("n", [1, 10, 100, 1000])
+async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    async with pool.acquire() as con:
+        await seed(con, users=n)
+    ids = list(range(2, n + 2))  # synthetic users follow the admin (id 1)
+    db, cache = resources["db"], resources["cache"]
+
+    before, trips = await commandstats(redis_client), CountingConnection.round_trips
+    with counting_sql() as sql:
+        cold = await load_access_by_user_id(ids, db=db, cache=cache)
+    cold_trips = CountingConnection.round_trips - trips
+    calls = await redis_calls(redis_client, before)
+    assert all(a is not None and a.user_id == u for a, u in zip(cold, ids, strict=True))
+    assert sql.permission_sql == 1 and len(sql.statements) == 1
+    assert calls.get("mget") == 1
+    assert calls.get("evalsha", 0) + calls.get("eval", 0) == 1  # the whole write-back, one script call
+    assert cold_trips == 2  # MGET + write-back
+
+    before, trips = await commandstats(redis_client), CountingConnection.round_trips
+    with counting_sql() as sql:
+        warm = await load_access_by_user_id(ids, db=db, cache=cache)
+    assert warm == cold
+    assert sql.statements == []  # warm cache: zero SQL
+    assert await redis_calls(redis_client, before) == {"mget": 1}
+    assert CountingConnection.round_trips - trips == 1
+
+
+async def test_http_page_costs_one_mget_beyond_the_callers_own(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    async with pool.acquire() as con:
+        await seed(con, users=100)
+    query = '{ users(first: 100, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }'
+    await gql(client, "{ me { id } }", token=admin_token)  # the caller's own entry is now cached
+    before = await commandstats(redis_client)
+    with counting_sql() as sql:
+        body = await gql(client, query, token=admin_token)
+    assert len(body["data"]["users"]["edges"]) == 100
+    assert (await redis_calls(redis_client, before))["mget"] == 2  # the caller's check + the page
+    assert sql.permission_sql == 1
+    before = await commandstats(redis_client)
+    with counting_sql() as sql:
+        again = await gql(client, query, token=admin_token)
+    assert again == body
+    assert sql.permission_sql == 0
+    assert (await redis_calls(redis_client, before)) == {"mget": 2}
+
+
+async def test_value_format_and_ttl(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "fmt@example.com", roles=["viewer", "editor"])
+        lonely = await insert_user(con, "lonely@example.com")
+    await load_access_by_user_id([uid, lonely, 1], db=resources["db"], cache=resources["cache"])
+    value = json.loads(await redis_client.get(f"permissions:user:{uid}"))
+    assert value["roles"] == ["editor", "viewer"]
+    assert value["permissions"] == ["permissions:read", "roles:read", "users:read", "users:write"]
+    assert value["active"] is True
+    empty = json.loads(await redis_client.get(f"permissions:user:{lonely}"))
+    assert empty["roles"] == [] and empty["permissions"] == []
+    settings = resources["settings"]
+    for key in [f"permissions:user:{u}" for u in (uid, lonely, 1)]:
+        ttl = await redis_client.ttl(key)
+        assert settings.permissions_cache_ttl_s <= ttl <= settings.permissions_cache_ttl_s + settings.permissions_cache_ttl_jitter_s
+
+
+async def test_user_without_roles_is_cached_too(resources: State, pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as con:
+        lonely = await insert_user(con, "lonely@example.com")
+    first = await load_access_by_user_id([lonely], db=resources["db"], cache=resources["cache"])
+    with counting_sql() as sql:
+        second = await load_access_by_user_id([lonely], db=resources["db"], cache=resources["cache"])
+    assert first == second and second[0] is not None and second[0].permissions == frozenset()
+    assert sql.statements == []
+
+
+async def test_unknown_ids_resolve_to_null_without_failing_the_batch(resources: State, client: httpx.AsyncClient, admin_token: str) -> None:
+    got = await load_access_by_user_id([1, 999_999, 1], db=resources["db"], cache=resources["cache"])
+    assert got[0] is not None and got[1] is None and got[2] == got[0]
+    with counting_sql() as sql:  # the unknown id is cached as unknown
+        again = await load_access_by_user_id([999_999], db=resources["db"], cache=resources["cache"])
+    assert again == [None] and sql.statements == []
+    # creating the user later must not leave it "unknown" in the cache
+    body = await gql(client, 'mutation { createUser(input: {email: "late@example.com"}) { ... on UserPayload { user { id } } } }', token=admin_token)
+    new_id = int(body["data"]["createUser"]["user"]["id"])
+    fresh = await load_access_by_user_id([new_id], db=resources["db"], cache=resources["cache"])
+    assert fresh[0] is not None and fresh[0].user_id == new_id
+
+
+async def test_slow_reader_cannot_write_back_permissions_read_before_a_role_change(
+    client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "racer@example.com", roles=["editor"])
+        editor = await con.fetchval("select id from roles where name = 'editor'")
+    await gql(client, "{ me { id } }", token=admin_token)  # keep the admin's entry out of the race
+    cache = resources["cache"]
+    read_done, release = asyncio.Event(), asyncio.Event()
+
+    async def pause(misses: Any) -> None:  # between the reader's SQL read and its write-back
+        if uid in misses:
+            read_done.set()
+            await release.wait()
+
+    cache.before_fill = pause
+    query = '{ user(id: "%d") { permissions } }' % uid
+    reader = asyncio.create_task(gql(client, query, token=admin_token))
+    await asyncio.wait_for(read_done.wait(), 5)
+    # while the reader holds rows read before it, the role change commits and invalidates
+    body = await gql(client, "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } } }",
+                     {"u": str(uid), "r": str(editor)}, token=admin_token)
+    assert body["data"]["removeRole"] == {"__typename": "RoleAssignment", "changed": True}
+    refused = metric("permissions_cache_stale_writebacks_refused_total")
+    release.set()
+    old = await reader
+    cache.before_fill = None
+    assert "users:write" in old["data"]["user"]["permissions"]  # it began before the commit
+    assert metric("permissions_cache_stale_writebacks_refused_total") == refused + 1
+    assert await resources["redis"].get(f"permissions:user:{uid}") is None
+    after = await gql(client, query, token=admin_token)
+    assert after["data"]["user"]["permissions"] == []
+
+
+async def test_flush_all_makes_in_flight_fills_stale_too(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "f@example.com", roles=["viewer"])
+    cache = resources["cache"]
+
+    async def flush_meanwhile(misses: Any) -> None:
+        await cache.invalidate_all()
+
+    cache.before_fill = flush_meanwhile
+    await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    cache.before_fill = None
+    assert await redis_client.get(f"permissions:user:{uid}") is None
+    # entries filled before a flush are misses afterwards, even before the sweep reaches them
+    await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert await redis_client.get(f"permissions:user:{uid}") is not None
+    await redis_client.set(f"{settings_prefix()}epoch", "something-else")
+    with counting_sql() as sql:
+        await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert sql.permission_sql == 1
+
+
+def settings_prefix() -> str:
+    return "permissions:user:"
+
+
+async def test_corrupted_value_is_a_miss_and_is_overwritten(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "c@example.com", roles=["viewer"])
+    key = f"permissions:user:{uid}"
+    for garbage in [b"not json", b"[]", b'{"roles": "admin", "permissions": ["roles:write"], "active": true, "e": ""}',
+                    orjson.dumps({"roles": ["admin"], "role_ids": [1, 2], "permissions": ["roles:write"], "active": True, "e": ""})]:
+        await redis_client.set(key, garbage)
+        corrupt = metric("permissions_cache_corrupt_entries_total")
+        got = await load_access_by_user_id([uid], db=resources["db"], cache=resources["cache"])
+        assert got[0] is not None and "roles:write" not in got[0].permissions
+        assert got[0].permissions == frozenset({"users:read", "roles:read", "permissions:read"})
+        assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
+        assert json.loads(await redis_client.get(key))["roles"] == ["viewer"]
+
+
+@asynccontextmanager
+async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
+    application = create_app(settings.model_copy(update=changes))
+    async with LifespanManager(application) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c, application.state.resources
+
+
+async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(settings: Settings, pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "d@example.com", roles=["viewer"])
+    token = token_for(1, settings)
+    query = '{ user(id: "%d") { permissions hasPermission(code: "users:write") } }' % uid
+    async with app_with(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0") as (client, state):
+        errors = metric("redis_errors_total", {"op": "mget"})
+        for i in range(6):
+            started = time.perf_counter()
+            body = await gql(client, query, token=token)
+            elapsed = time.perf_counter() - started
+            assert body["data"]["user"] == {"permissions": ["permissions:read", "roles:read", "users:read"], "hasPermission": False}
+            assert elapsed < 1.0, f"request {i} took {elapsed:.3f}s"
+        # after `threshold` failures Redis is skipped, not hammered
+        assert state["cache"].breaker.is_open
+        assert metric("redis_errors_total", {"op": "mget"}) - errors <= settings.breaker_failure_threshold + 1
+        assert metric("redis_circuit_breaker_open") == 1
+
+
+async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
+    client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "h@example.com", roles=["editor"])
+    query = '{ user(id: "%d") { permissions } }' % uid
+    expected = ["permissions:read", "roles:read", "users:read", "users:write"]
+    cache = resources["cache"]
+    await redis_client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    try:
+        for _ in range(settings.breaker_failure_threshold + 1):
+            started = time.perf_counter()
+            body = await gql(client, query, token=admin_token)
+            assert body["data"]["user"]["permissions"] == expected
+            assert time.perf_counter() - started < 0.8  # a few socket timeouts, not a hang
+        assert cache.breaker.is_open
+    finally:
+        await redis_client.execute_command("CLIENT", "UNPAUSE")
+    await asyncio.sleep(settings.breaker_cooldown_s + 0.1)
+    body = await gql(client, query, token=admin_token)  # the half-open probe succeeds
+    assert body["data"]["user"]["permissions"] == expected
+    assert not cache.breaker.is_open
+    assert metric("redis_circuit_breaker_open") == 0
+
+
+async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
+    settings: Settings, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "pg@example.com", roles=["viewer"])
+    await gql(client, "{ me { id } }", token=admin_token)  # the admin's entry is in Redis
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    async with app_with(settings, database_url=dead, db_pool_min_size=0, db_connect_timeout_s=0.5) as (dead_client, _):
+        response = await dead_client.post(
+            "/graphql",
+            json={"query": '{ user(id: "%d") { permissions } }' % uid},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        body = response.json()
+        assert codes(body) == ["SERVICE_UNAVAILABLE"]
+        assert body["data"] is None or body["data"]["user"] is None
