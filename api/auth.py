@@ -51,9 +51,12 @@ class TokenService:
             self._sign_key: Any = secret
             self._verify_key: Any = secret
         else:
-            assert settings.jwt_private_key_file and settings.jwt_public_key_file  # noqa: S101 - validated by Settings
-            self._sign_key = Path(settings.jwt_private_key_file).read_text()
-            self._verify_key = Path(settings.jwt_public_key_file).read_text()
+            private, public = settings.jwt_private_key_file, settings.jwt_public_key_file
+            if not (private and public):  # Settings validates this too
+                msg = f"JWT_ALGORITHM={self.algorithm} needs key files"
+                raise ValueError(msg)
+            self._sign_key = Path(private).read_text()
+            self._verify_key = Path(public).read_text()
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_s

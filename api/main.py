@@ -41,7 +41,7 @@ class PermgraphRouter(GraphQLRouter[Any, None]):
         return orjson.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> Any:
-        from fastapi.responses import HTMLResponse  # noqa: PLC0415
+        from fastapi.responses import HTMLResponse
 
         return HTMLResponse(graphiql_html())
 
@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount(ASSET_PREFIX.rstrip("/"), StaticFiles(directory=NODE_MODULES), name="graphiql-assets")
 
     @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
         status = 401 if isinstance(exc, Unauthenticated) else 400
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
         return JSONResponse(

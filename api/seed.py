@@ -82,8 +82,8 @@ async def _main(database_url: str, users: int) -> None:
 
 
 def main() -> None:
-    from api.log_setup import configure_logging  # noqa: PLC0415
-    from api.settings import get_settings  # noqa: PLC0415
+    from api.log_setup import configure_logging
+    from api.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=0, help="synthetic users to create")

@@ -25,7 +25,7 @@ class AuthPayload:
     access_token_expires_at: datetime
     refresh_token: str
     refresh_token_expires_at: datetime
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     user: User | None = None
 
 
@@ -102,7 +102,8 @@ class AuthMutations:
             after = await user_store.update_profile(
                 work.con, uid, display_name, avatar_url or None, clear_avatar=avatar_url == ""
             )
-            assert before is not None and after is not None  # noqa: S101 - the caller is active
+            assert before is not None  # noqa: S101 - the caller is active
+            assert after is not None  # noqa: S101
             names = ("display_name", "avatar_url")
             await work.audit("user.update_self", "user", uid, snapshot(before, *names), snapshot(after, *names))
         forget(ctx.loaders.users_by_id, uid)

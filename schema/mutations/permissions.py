@@ -7,7 +7,11 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.store import permissions as permission_store, roles as role_store, users as user_store
+from api.store import (
+    permissions as permission_store,
+    roles as role_store,
+    users as user_store,
+)
 from schema.mutations import validate
 from schema.mutations.results import (
     CacheInvalidated,
@@ -19,7 +23,12 @@ from schema.mutations.results import (
     PermissionPayload,
     not_found,
 )
-from schema.mutations.unit import Rollback, ensure_guard_holder_remains, lock_guard, unit_of_work
+from schema.mutations.unit import (
+    Rollback,
+    ensure_guard_holder_remains,
+    lock_guard,
+    unit_of_work,
+)
 from schema.pagination import parse_id
 from schema.permissions import needs
 from schema.types import Permission
@@ -51,7 +60,7 @@ class PermissionMutations:
         return PermissionPayload(permission=Permission.from_row(row))
 
     @strawberry.mutation(extensions=needs("permissions:write"), description="Every holder loses it at once.")
-    async def delete_permission(self, info: Info, id: strawberry.ID) -> DeletePermissionResult:  # noqa: A002
+    async def delete_permission(self, info: Info, id: strawberry.ID) -> DeletePermissionResult:
         pid = parse_id(id)
         try:
             async with unit_of_work(info.context) as work:

@@ -14,7 +14,11 @@ import strawberry
 
 from api.context import Info
 from api.models import RoleRow
-from api.store import permissions as permission_store, roles as role_store, users as user_store
+from api.store import (
+    permissions as permission_store,
+    roles as role_store,
+    users as user_store,
+)
 from loaders.factory import forget
 from schema.mutations import validate
 from schema.mutations.results import (
@@ -104,7 +108,7 @@ async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawb
             if user is None:
                 raise Rollback(not_found("user", uid))
             if assign:
-                await ensure_actor_holds(ctx, await _codes_of_role(work, rid))
+                await ensure_actor_holds(work, await _codes_of_role(work, rid))
                 changed = await role_store.assign(work.con, uid, rid, ctx.viewer_id)
             else:
                 changed = await role_store.unassign(work.con, uid, rid)
@@ -126,8 +130,6 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
         return problem
     ctx = info.context
     try:
-        if grant:
-            await ensure_actor_holds(ctx, [code])
         async with unit_of_work(ctx) as work:
             if not grant:
                 await lock_guard(work)
@@ -136,6 +138,7 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
             if permission is None:
                 raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field="code"))
             if grant:
+                await ensure_actor_holds(work, [code])
                 changed = await role_store.grant(work.con, rid, permission.id)
             else:
                 changed = await role_store.revoke(work.con, rid, permission.id)
@@ -162,15 +165,15 @@ class RoleMutations:
         return await _change_membership(info, user_id, role_id, assign=False)
 
     @strawberry.mutation(extensions=needs("roles:write"))
-    async def create_role(self, info: Info, input: CreateRoleInput) -> RoleResult:  # noqa: A002
+    async def create_role(self, info: Info, input: CreateRoleInput) -> RoleResult:
         problem = validate.first_error(validate.role_name(input.name), validate.description(input.description))
         if problem:
             return problem
         ctx = info.context
         try:
-            await ensure_actor_holds(ctx, input.permission_codes)
             async with unit_of_work(ctx) as work:
                 permission_ids = await _resolve_codes(work, input.permission_codes, "permissionCodes")
+                await ensure_actor_holds(work, input.permission_codes)
                 role = await role_store.insert(work.con, input.name, input.description)
                 if role is None:
                     raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name"))
@@ -182,7 +185,7 @@ class RoleMutations:
         return RolePayload(role=Role.from_row(role))
 
     @strawberry.mutation(extensions=needs("roles:write"), description="A rename refreshes the holders' cached entries.")
-    async def update_role(self, info: Info, id: strawberry.ID, input: UpdateRoleInput) -> RoleResult:  # noqa: A002
+    async def update_role(self, info: Info, id: strawberry.ID, input: UpdateRoleInput) -> RoleResult:
         rid = parse_id(id)
         problem = validate.first_error(
             validate.role_name(input.name) if input.name is not None else None,
@@ -209,7 +212,7 @@ class RoleMutations:
         return RolePayload(role=Role.from_row(role))
 
     @strawberry.mutation(extensions=needs("roles:write"), description="Holders lose the role's permissions at once.")
-    async def delete_role(self, info: Info, id: strawberry.ID) -> DeleteResult:  # noqa: A002
+    async def delete_role(self, info: Info, id: strawberry.ID) -> DeleteResult:
         rid = parse_id(id)
         ctx = info.context
         try:
@@ -245,9 +248,8 @@ class RoleMutations:
                 await lock_guard(work)
                 role = await _locked_role(work, rid)
                 before = await _codes_of_role(work, rid)
-                added = set(codes) - set(before)
-                await ensure_actor_holds(ctx, added)
                 permission_ids = await _resolve_codes(work, codes, "codes")
+                await ensure_actor_holds(work, set(codes) - set(before))
                 await role_store.replace_grants(work.con, rid, permission_ids)
                 after = sorted(set(codes))
                 if after != sorted(before):

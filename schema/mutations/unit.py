@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Rollback(Exception):  # noqa: N818 - control flow, carries the typed result
+class Rollback(Exception):
     """Raised inside `unit_of_work` to roll back and return `result` instead."""
 
     def __init__(self, result: Any) -> None:
@@ -73,6 +73,7 @@ def snapshot(obj: Any, *names: str) -> dict[str, Any]:
 
 
 GUARDED_PERMISSION = "roles:write"
+PERMISSION_ADMIN = "permissions:write"
 
 
 async def lock_guard(work: Work) -> None:
@@ -91,10 +92,14 @@ async def ensure_guard_holder_remains(work: Work) -> None:
         )
 
 
-async def ensure_actor_holds(ctx: Context, codes: Iterable[str]) -> None:
-    """Nobody grants what they do not hold themselves."""
-    access = await ctx.viewer_access()
+async def ensure_actor_holds(work: Work, codes: Iterable[str]) -> None:
+    """Nobody grants what they do not hold themselves. One exception, or a new
+    permission could never be granted: a holder of permissions:write (who defines
+    permissions) may grant one that no active user holds yet."""
+    access = await work.ctx.viewer_access()
     missing = sorted(set(codes) - access.permissions)
+    if missing and PERMISSION_ADMIN in access.permissions:
+        missing = [c for c in missing if await role_store.count_active_holders(work.con, c) > 0]
     if missing:
         raise Rollback(
             NotAllowedError(

@@ -60,7 +60,7 @@ class UpdateUserInput:
     avatar_url: str | None = strawberry.field(default=None, description="An empty string removes the avatar.")
 
 
-async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUserActiveResult:  # noqa: A002
+async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUserActiveResult:
     uid = parse_id(id)
     try:
         async with unit_of_work(info.context) as work:
@@ -89,7 +89,7 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
 @strawberry.type
 class UserMutations:
     @strawberry.mutation(extensions=needs("users:write"))
-    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserResult:  # noqa: A002
+    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserResult:
         problem = validate.first_error(
             validate.email(input.email),
             validate.display_name(input.display_name),
@@ -119,7 +119,7 @@ class UserMutations:
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(extensions=needs("users:write"), description="Profile fields only: no permission change.")
-    async def update_user(self, info: Info, id: strawberry.ID, input: UpdateUserInput) -> UpdateUserResult:  # noqa: A002
+    async def update_user(self, info: Info, id: strawberry.ID, input: UpdateUserInput) -> UpdateUserResult:
         uid = parse_id(id)
         problem = validate.first_error(
             validate.email(input.email) if input.email is not None else None,
@@ -151,11 +151,11 @@ class UserMutations:
         return UserPayload(user=User.from_row(after))
 
     @strawberry.mutation(extensions=needs("users:write"), description="The user's tokens stop working at once.")
-    async def deactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:  # noqa: A002
+    async def deactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:
         return await _set_active(info, id, active=False)
 
     @strawberry.mutation(extensions=needs("users:write"))
-    async def reactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:  # noqa: A002
+    async def reactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:
         return await _set_active(info, id, active=True)
 
 

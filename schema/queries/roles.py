@@ -17,7 +17,7 @@ class RoleQueries:
         return [Role.from_row(r) for r in await role_store.select_all(info.context.db)]
 
     @strawberry.field(extensions=needs("roles:read"))
-    async def role(self, info: Info, id: strawberry.ID) -> Role | None:  # noqa: A002 - GraphQL argument name
+    async def role(self, info: Info, id: strawberry.ID) -> Role | None:
         rid = parse_id(id)
         row = await info.context.loaders.roles_by_id.load(rid)
         if row is None:

@@ -20,7 +20,7 @@ class UserFilter:
 @strawberry.type
 class UserQueries:
     @strawberry.field(extensions=needs("users:read"))
-    async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002 - GraphQL argument name
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:
         uid = parse_id(id)
         row = await info.context.loaders.users_by_id.load(uid)
         if row is None:
@@ -33,7 +33,7 @@ class UserQueries:
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        filter: UserFilter | None = None,  # noqa: A002 - GraphQL argument name
+        filter: UserFilter | None = None,
     ) -> UserConnection:
         ctx = info.context
         size = check_first(first, ctx.settings.max_page_size)

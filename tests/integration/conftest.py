@@ -40,7 +40,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(autouse=True)
-async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple[FastAPI, Any]) -> AsyncIterator[None]:
+async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple[FastAPI, Any]) -> None:
     """Every test starts from the seed (base roles, permissions, the admin as id 1),
     an empty Redis and a closed breaker."""
     async with pool.acquire() as con:
@@ -51,7 +51,6 @@ async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple
     cache.breaker.success()
     cache.trusted = True
     cache.before_fill = None
-    yield
 
 
 @pytest.fixture

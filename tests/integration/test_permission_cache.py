@@ -30,6 +30,7 @@ from api.state import State
 from loaders.permissions import load_access_by_user_id
 from tests.factories import codes, counting_sql, gql, insert_user, metric, token_for
 
+
 async def commandstats(client: aioredis.Redis) -> dict[str, int]:
     info = await client.info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}

@@ -1,0 +1,132 @@
+"""Token attacks, no sockets: every forged or misused token is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api.auth import TokenService
+from api.errors import Unauthenticated
+from api.settings import Settings
+
+SECRET = "unit-test-secret-" + "y" * 60
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(environment="test", jwt_secret=SECRET)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> TokenService:
+    return TokenService(settings)
+
+
+def _claims(**over: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": "7", "iat": now, "nbf": now, "exp": now + timedelta(minutes=5),
+        "aud": "permgraph", "iss": "permgraph", "jti": "x", "typ": "access",
+    }
+    claims.update(over)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def test_round_trip(tokens: TokenService) -> None:
+    issued = tokens.issue(7, "access")
+    claims = tokens.decode(issued.token, "access")
+    assert claims["sub"] == "7" and claims["typ"] == "access"
+    assert "permissions" not in claims and "roles" not in claims
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data, default=str).encode()).rstrip(b"=").decode()
+
+
+def test_alg_none_is_refused(tokens: TokenService) -> None:
+    claims = _claims()
+    body = {k: int(v.timestamp()) if isinstance(v, datetime) else v for k, v in claims.items()}
+    forged = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(body)}."
+    with pytest.raises(Unauthenticated):
+        tokens.decode(forged, "access")
+
+
+def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
+    # signed with the right secret but another HMAC algorithm than configured
+    forged = jwt.encode(_claims(), SECRET, algorithm="HS512")
+    with pytest.raises(Unauthenticated):
+        tokens.decode(forged, "access")
+    # an RS256 token with our own key: the algorithm list does not admit it
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(Unauthenticated):
+        tokens.decode(jwt.encode(_claims(), pem, algorithm="RS256"), "access")
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"exp": datetime.now(UTC) - timedelta(minutes=1)},       # expired beyond the leeway
+        {"nbf": datetime.now(UTC) + timedelta(minutes=5)},       # not yet valid
+        {"aud": "someone-else"},
+        {"iss": "evil"},
+        {"typ": "refresh"},                                     # a refresh token as an access token
+        {"sub": None},
+        {"exp": None},
+        {"iat": None},
+        {"jti": None},
+        {"typ": None},
+        {"sub": "admin"},
+    ],
+)
+def test_bad_claims_are_refused(tokens: TokenService, over: dict[str, object]) -> None:
+    with pytest.raises(Unauthenticated):
+        tokens.decode(jwt.encode(_claims(**over), SECRET, algorithm="HS256"), "access")
+
+
+def test_wrong_secret_is_refused(tokens: TokenService) -> None:
+    with pytest.raises(Unauthenticated):
+        tokens.decode(jwt.encode(_claims(), "another-secret-" + "z" * 60, algorithm="HS256"), "access")
+
+
+def test_leeway_tolerates_small_clock_skew(tokens: TokenService) -> None:
+    token = jwt.encode(_claims(nbf=datetime.now(UTC) + timedelta(seconds=3)), SECRET, algorithm="HS256")
+    assert tokens.decode(token, "access")["sub"] == "7"
+
+
+def test_refresh_token_is_not_an_access_token(tokens: TokenService) -> None:
+    refresh = tokens.issue(7, "refresh", family_id="f")
+    with pytest.raises(Unauthenticated):
+        tokens.decode(refresh.token, "access")
+    assert tokens.decode(refresh.token, "refresh")["fam"] == "f"
+
+
+def test_asymmetric_option(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "k.pem"
+    public = tmp_path / "k.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    service = TokenService(Settings(environment="prod", jwt_algorithm="RS256", jwt_private_key_file=str(private), jwt_public_key_file=str(public)))
+    token = service.issue(3, "access").token
+    assert service.decode(token, "access")["sub"] == "3"
+    # HS256 signed with the public key as the secret (the classic key-confusion attack)
+    forged = jwt.encode(_claims(), "x" * 40, algorithm="HS256")
+    with pytest.raises(Unauthenticated):
+        service.decode(forged, "access")
+
+
+def test_settings_refuse_weak_secrets_outside_dev() -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        Settings(environment="prod", jwt_secret="short")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        Settings(environment="test", jwt_secret="changethis")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="KEY_FILE"):
+        Settings(environment="prod", jwt_algorithm="RS256")
+    assert Settings(environment="dev").jwt_secret.get_secret_value() == ""

@@ -1,0 +1,90 @@
+"""Pure pieces: cursors, cache value validation, migration numbering, SQL files, the breaker."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+
+import orjson
+import pytest
+
+import api.store
+from api.cache import CircuitBreaker, _Corrupt, decode_access, encode_access
+from api.errors import InvalidInput
+from api.migrate import MIGRATIONS_DIR, MigrationError, discover
+from api.models import UserAccess
+from schema.pagination import check_first, decode_cursor, encode_cursor, parse_id
+
+
+def test_cursor_round_trip_and_rejections() -> None:
+    assert decode_cursor("user", encode_cursor("user", 42)) == 42
+    assert decode_cursor("user", None) == 0
+    for bad in ["", "%%%", encode_cursor("audit", 1), "dXNlcjp4", "dXNlcjotMQ=="]:
+        with pytest.raises(InvalidInput):
+            decode_cursor("user", bad)
+
+
+def test_page_size_and_ids() -> None:
+    assert check_first(None, 100) == 20
+    assert check_first(0, 100) == 0
+    for bad in (-1, 101):
+        with pytest.raises(InvalidInput, match="between 0 and 100"):
+            check_first(bad, 100)
+    assert parse_id("12") == 12
+    for bad in ("", "-1", "1e3", "x", "9" * 30):
+        with pytest.raises(InvalidInput):
+            parse_id(bad)
+
+
+def test_cache_value_round_trip_and_validation() -> None:
+    access = UserAccess(5, True, (2, 1), ("editor", "viewer"), frozenset({"b:x", "a:y"}))
+    raw = encode_access(access, "E")
+    assert orjson.loads(raw)["permissions"] == ["a:y", "b:x"]
+    assert decode_access(5, raw) == (access, "E")
+    assert decode_access(5, encode_access(None, "E")) == (None, "E")
+    for bad in [b"", b"{", b"[]", b'{"e": 1}', b'{"e": "E", "roles": [], "role_ids": [], "permissions": [], "active": "yes"}',
+                b'{"e": "E", "roles": ["a"], "role_ids": [], "permissions": [], "active": true}',
+                b'{"e": "E", "roles": [], "role_ids": [], "permissions": [1], "active": true}']:
+        with pytest.raises(_Corrupt):
+            decode_access(5, bad)
+
+
+def test_deactivated_user_has_no_effective_permissions() -> None:
+    access = UserAccess(5, False, (1,), ("admin",), frozenset({"roles:write"}))
+    assert access.effective_permissions == frozenset()
+
+
+def test_breaker_opens_cools_down_and_probes_once() -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown=0.05)
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.is_open and not breaker.allow()
+    time.sleep(0.06)
+    assert breaker.allow()        # the one probe
+    assert not breaker.allow()    # nobody else while it is out
+    breaker.success()
+    assert not breaker.is_open and breaker.allow()
+
+
+def test_migrations_are_numbered_without_gaps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    migrations = discover()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert all(m.name.endswith(".sql") for m in migrations)
+    (tmp_path / "0001_a.sql").write_text("select 1")
+    (tmp_path / "0003_c.sql").write_text("select 1")
+    with pytest.raises(MigrationError, match="expected 0002"):
+        discover(tmp_path)
+    (tmp_path / "2_bad.sql").write_text("select 1")
+    with pytest.raises(MigrationError, match="NNNN_"):
+        discover(tmp_path)
+    assert MIGRATIONS_DIR.is_dir()
+
+
+def test_every_store_module_finds_its_sql() -> None:
+    # read_sql runs at import: a missing file fails here, not in production
+    names = [m.name for m in pkgutil.iter_modules(api.store.__path__)]
+    assert {"users", "roles", "permissions", "tokens", "audit", "outbox"} <= set(names)
+    for name in names:
+        importlib.import_module(f"api.store.{name}")
