@@ -165,11 +165,15 @@ def encode_access(access: UserAccess | None, epoch: str) -> bytes:
         {
             "roles": list(access.roles),
             "role_ids": list(access.role_ids),
-            "permissions": sorted(access.permissions),
+            "permissions": list(access.codes),
             "active": access.is_active,
             "e": epoch,
         }
     )
+
+
+_STR = {str}
+_INT = {int}
 
 
 class _Corrupt(ValueError):
@@ -193,17 +197,20 @@ def decode_access(user_id: int, raw: bytes) -> tuple[UserAccess | None, str]:
         data.get("active"),
     )
     if not (
-        isinstance(roles, list)
-        and isinstance(role_ids, list)
-        and isinstance(perms, list)
-        and isinstance(active, bool)
+        type(roles) is list
+        and type(role_ids) is list
+        and type(perms) is list
+        and type(active) is bool
         and len(roles) == len(role_ids)
-        and all(isinstance(r, str) for r in roles)
-        and all(type(r) is int for r in role_ids)
-        and all(isinstance(p, str) for p in perms)
+        and set(map(type, roles)) <= _STR
+        and set(map(type, role_ids)) <= _INT
+        and set(map(type, perms)) <= _STR
     ):
         raise _Corrupt("fields missing or of the wrong type")
-    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), frozenset(perms))
+    # written sorted and unique by encode_access; anything else is not ours
+    if perms != sorted(set(perms)):
+        raise _Corrupt("permissions not sorted and unique")
+    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), tuple(perms))
     return access, data["e"]
 
 
@@ -223,6 +230,7 @@ class PermissionCache:
         # False while an invalidation may be missing from Redis (see api/invalidation.py):
         # reads and fills skip Redis until the outbox has been replayed
         self.trusted = False
+        self.enabled = settings.permissions_cache_enabled
         # test seam: awaited between a batch's SQL read and its write-back
         self.before_fill: Callable[[Sequence[int]], Awaitable[None]] | None = None
 
@@ -262,7 +270,7 @@ class PermissionCache:
 
     async def read(self, user_ids: Sequence[int]) -> CacheRead | None:
         """One MGET of values, fill tokens and the epoch. None: Redis unavailable."""
-        if not self.trusted:
+        if not (self.trusted and self.enabled):
             return None
         keys = [self.epoch_key]
         keys += [self.key(u) for u in user_ids]
@@ -291,7 +299,7 @@ class PermissionCache:
 
     async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None:
         """Write back loaded entries in one round trip; return the number refused."""
-        if not loaded or not self.trusted:
+        if not loaded or not (self.trusted and self.enabled):
             return 0
         keys = [self.epoch_key]
         args: list[Any] = [read.epoch]

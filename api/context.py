@@ -43,33 +43,37 @@ class Context(BaseContext):
         self.tokens = tokens
         self.principal = principal
         self.request_id = request_id
-        self.loaders: Loaders = create_loaders(db, cache, settings.loader_max_batch_size)
-        self._viewer_access: UserAccess | None = None
+        self.loaders: Loaders = create_loaders(
+            db,
+            cache,
+            settings.loader_max_batch_size,
+            per_user=settings.permissions_loader == "per_user",
+        )
+        self.viewer: UserAccess | None = None  # loaded by `load_viewer` before execution
         self.login_attempts = 0
 
-    async def viewer_access(self) -> UserAccess:
-        """The caller's current access (through the permission loader, so it is
-        shared with any other permission read of this request). Raises
-        Unauthenticated without a token or for a deactivated/deleted account."""
-        if self._viewer_access is not None:
-            return self._viewer_access
+    async def load_viewer(self) -> None:
+        """Load the caller's current access through the permission loader (one
+        MGET), before execution, so that every permission check after it is a
+        synchronous set lookup. Called again after a mutation that changed it."""
+        if self.principal is not None:
+            self.viewer = await self.loaders.access_by_user_id.load(self.principal.user_id)
+
+    def viewer_access(self) -> UserAccess:
+        """The caller's access. Raises Unauthenticated without a token, or for a
+        deactivated or deleted account (its tokens stop working at once)."""
         if self.principal is None:
             raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
-        access = await self.loaders.access_by_user_id.load(self.principal.user_id)
+        access = self.viewer
         if access is None or not access.is_active:
             raise Unauthenticated("The account is deactivated or does not exist.")
-        self._viewer_access = access
         return access
 
-    async def require(self, code: str) -> UserAccess:
-        access = await self.viewer_access()
+    def require(self, code: str) -> UserAccess:
+        access = self.viewer_access()
         if code not in access.permissions:
             raise Forbidden(f"Missing permission {code!r}.", missingPermission=code)
         return access
-
-    def forget_viewer(self) -> None:
-        """After a mutation changed the caller's own access."""
-        self._viewer_access = None
 
     @property
     def viewer_id(self) -> int | None:
@@ -78,7 +82,7 @@ class Context(BaseContext):
 
 async def get_context(request: Request) -> Context:
     state: Any = request.state
-    return Context(
+    context = Context(
         settings=state.settings,
         db=state.db,
         cache=state.cache,
@@ -87,6 +91,8 @@ async def get_context(request: Request) -> Context:
         principal=principal_from_request(request, state.tokens),
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex[:16],
     )
+    await context.load_viewer()
+    return context
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -32,7 +33,7 @@ class PermissionRow:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UserAccess:
     """What one user may do: the value behind `permissions:user:{id}`."""
 
@@ -40,12 +41,17 @@ class UserAccess:
     is_active: bool
     role_ids: tuple[int, ...]
     roles: tuple[str, ...]
-    permissions: frozenset[str]
+    codes: tuple[str, ...]  # sorted, deduplicated: what the API lists
+
+    @cached_property
+    def permissions(self) -> frozenset[str]:
+        """For membership tests (held by the user's roles, active or not)."""
+        return frozenset(self.codes)
 
     @property
-    def effective_permissions(self) -> frozenset[str]:
+    def effective_codes(self) -> tuple[str, ...]:
         # a deactivated user may do nothing, whatever roles it still holds
-        return self.permissions if self.is_active else frozenset()
+        return self.codes if self.is_active else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.dataloader import DataLoader
 
 from loaders.permissions import load_access_by_user_id
+from loaders.permissions_per_user import load_access_one_by_one
 from loaders.roles import load_permissions_by_role_id, load_roles_by_id
 from loaders.users import (
     MembersKey,
@@ -46,10 +47,13 @@ def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
             loader.clear(key)
 
 
-def create_loaders(db: Database, cache: PermissionCache, max_batch_size: int) -> Loaders:
+def create_loaders(
+    db: Database, cache: PermissionCache, max_batch_size: int, *, per_user: bool = False
+) -> Loaders:
+    access_fn = load_access_one_by_one if per_user else load_access_by_user_id
     return Loaders(
         access_by_user_id=DataLoader(
-            partial(load_access_by_user_id, db=db, cache=cache),
+            partial(access_fn, db=db, cache=cache),
             max_batch_size=max_batch_size,
         ),
         users_by_id=DataLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),

@@ -1,5 +1,6 @@
-"""Permission classes: every field states what it needs; checks read the
-request's permission loader, so they cost at most one MGET per operation."""
+"""Permission classes: every field states what it needs. The caller's access is
+loaded once per request through the permission loader (one MGET, before
+execution: api/context.py), so every check is a synchronous set lookup."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ class IsAuthenticated(BasePermission):
 
     message = "Authentication required."
 
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        await info.context.viewer_access()  # raises UNAUTHENTICATED
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        info.context.viewer_access()  # raises UNAUTHENTICATED
         return True
 
 
@@ -33,14 +34,14 @@ class HasPermission(BasePermission):
         self.allow_self = allow_self
         self.message = f"Missing permission {code!r}."
 
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         ctx = info.context
-        access = await ctx.viewer_access()
+        access = ctx.viewer_access()
         if self.code in access.permissions:
             return True
         if self.allow_self and getattr(source, "uid", None) == access.user_id:
             return True
-        await ctx.require(self.code)  # raises FORBIDDEN with the missing code
+        ctx.require(self.code)  # raises FORBIDDEN with the missing code
         return False
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,8 +16,28 @@ from api.store import users as user_store
 from schema.pagination import PageInfo, check_first, decode_cursor, encode_cursor
 from schema.permissions import needs
 
+T = TypeVar("T")
 
-async def _access(info: Info, user_id: int) -> UserAccess:
+
+ACCESS_FIELDS = frozenset({"permissions", "hasPermission", "roles"})
+_UNSET: Any = object()
+
+
+def _mentions(selections: Any, names: frozenset[str]) -> bool:
+    for selection in selections:
+        if getattr(selection, "name", None) in names:
+            return True
+        if _mentions(getattr(selection, "selections", ()), names):
+            return True
+    return False
+
+
+def wants_access(info: Info) -> bool:
+    """Does the selection below this field read users' permission entries?"""
+    return _mentions(info.selected_fields, ACCESS_FIELDS)
+
+
+async def _load_access(info: Info, user_id: int) -> UserAccess:
     access = await info.context.loaders.access_by_user_id.load(user_id)
     if access is None:  # deleted after this user was read
         raise NotFound(f"User {user_id} no longer exists.")
@@ -37,6 +58,11 @@ class Permission:
 
 @strawberry.type
 class User:
+    """A user. `roles`, `permissions` and `hasPermission` read the user's cached
+    permission entry; list resolvers prefetch the entries of a whole page in one
+    loader call, so these fields then resolve synchronously (no per-item await:
+    completing thousands of awaitables is where a GraphQL server's CPU goes)."""
+
     uid: strawberry.Private[int]
     id: strawberry.ID
     email: str
@@ -44,9 +70,10 @@ class User:
     avatar_url: str | None
     is_active: bool
     created_at: datetime
+    access: strawberry.Private[Any] = _UNSET
 
     @classmethod
-    def from_row(cls, row: UserRow) -> User:
+    def from_row(cls, row: UserRow, access: UserAccess | None = _UNSET) -> User:
         return cls(
             uid=row.id,
             id=strawberry.ID(str(row.id)),
@@ -55,29 +82,49 @@ class User:
             avatar_url=row.avatar_url,
             is_active=row.is_active,
             created_at=row.created_at,
+            access=access,
         )
+
+    def _with_access(self, info: Info, fn: Callable[[UserAccess], T]) -> T | Awaitable[T]:
+        access = self.access
+        if access is _UNSET:
+            return self._later(info, fn)
+        if access is None:
+            raise NotFound(f"User {self.uid} no longer exists.")
+        return fn(access)
+
+    async def _later(self, info: Info, fn: Callable[[UserAccess], T]) -> T:
+        self.access = await _load_access(info, self.uid)
+        return fn(self.access)
 
     @strawberry.field(
         extensions=needs("roles:read", allow_self=True),
         description="Roles held, by name (served from the cached permission entry).",
     )
-    async def roles(self, info: Info) -> list[Role]:
-        access = await _access(info, self.uid)
-        rows = await info.context.loaders.roles_by_id.load_many(list(access.role_ids))
-        return [Role.from_row(r) for r in rows if r is not None]
+    def roles(self, info: Info) -> list[Role]:
+        return self._with_access(info, _roles_of)  # type: ignore[return-value]
 
     @strawberry.field(
         extensions=needs("permissions:read", allow_self=True),
         description="Effective permission codes, deduplicated and sorted; empty for a deactivated user.",
     )
-    async def permissions(self, info: Info) -> list[str]:
-        access = await _access(info, self.uid)
-        return sorted(access.effective_permissions)
+    def permissions(self, info: Info) -> list[str]:
+        return self._with_access(info, _sorted_permissions)  # type: ignore[return-value]
 
     @strawberry.field(extensions=needs("permissions:read", allow_self=True))
-    async def has_permission(self, info: Info, code: str) -> bool:
-        access = await _access(info, self.uid)
-        return code in access.effective_permissions
+    def has_permission(self, info: Info, code: str) -> bool:
+        return self._with_access(info, lambda access: access.is_active and code in access.permissions)  # type: ignore[return-value]
+
+
+def _sorted_permissions(access: UserAccess) -> list[str]:
+    return list(access.effective_codes)
+
+
+def _roles_of(access: UserAccess) -> list[Role]:
+    return [
+        Role(uid=rid, id=strawberry.ID(str(rid)), name=name)
+        for rid, name in zip(access.role_ids, access.roles, strict=True)
+    ]
 
 
 @strawberry.type
@@ -97,9 +144,22 @@ class UserConnection:
         return int(await self.count_fn())
 
     @classmethod
-    def build(cls, rows: list[UserRow], first: int, after_id: int, count_fn: Any) -> UserConnection:
+    def build(
+        cls,
+        rows: list[UserRow],
+        first: int,
+        after_id: int,
+        count_fn: Any,
+        accesses: list[UserAccess | None] | None = None,
+    ) -> UserConnection:
         page = rows[:first]
-        edges = [UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r)) for r in page]
+        if accesses is None:
+            edges = [UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r)) for r in page]
+        else:
+            edges = [
+                UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r, a))
+                for r, a in zip(page, accesses, strict=True)
+            ]
         return cls(
             edges=edges,
             page_info=PageInfo(
@@ -117,11 +177,21 @@ class Role:
     uid: strawberry.Private[int]
     id: strawberry.ID
     name: str
-    description: str
+    known_description: strawberry.Private[str | None] = None
 
     @classmethod
     def from_row(cls, row: RoleRow) -> Role:
-        return cls(uid=row.id, id=strawberry.ID(str(row.id)), name=row.name, description=row.description)
+        return cls(uid=row.id, id=strawberry.ID(str(row.id)), name=row.name, known_description=row.description)
+
+    @strawberry.field
+    def description(self, info: Info) -> str:
+        if self.known_description is not None:
+            return self.known_description
+        return self._load_description(info)  # type: ignore[return-value]
+
+    async def _load_description(self, info: Info) -> str:
+        row = await info.context.loaders.roles_by_id.load(self.uid)
+        return "" if row is None else row.description
 
     @strawberry.field(extensions=needs("permissions:read"))
     async def permissions(self, info: Info) -> list[Permission]:
@@ -137,7 +207,8 @@ class Role:
         after_id = decode_cursor("user", after)
         rows = await ctx.loaders.members_by_role.load((self.uid, after_id, size + 1))
         loader = ctx.loaders.member_counts_by_role
-        return UserConnection.build(rows, size, after_id, lambda: loader.load(self.uid))
+        accesses = await prefetch_access(info, rows[:size])
+        return UserConnection.build(rows, size, after_id, lambda: loader.load(self.uid), accesses)
 
 
 @strawberry.type
@@ -172,6 +243,14 @@ class AuditConnection:
     has_next_page: bool
 
 
+async def prefetch_access(info: Info, rows: list[UserRow]) -> list[UserAccess | None] | None:
+    """The permission entries of a page of users, in one loader call, when the
+    selection reads them; None otherwise (no Redis round trip for nothing)."""
+    if not rows or not wants_access(info):
+        return None
+    return await info.context.loaders.access_by_user_id.load_many([r.id for r in rows])
+
+
 def count_users(info: Info, flt: user_store.UserFilter) -> Any:
     db = info.context.db
     return lambda: user_store.count_filtered(db, flt)
@@ -186,4 +265,6 @@ __all__ = [
     "UserConnection",
     "UserEdge",
     "count_users",
+    "prefetch_access",
+    "wants_access",
 ]

@@ -70,6 +70,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
         db_pool_min_size=1,
         breaker_cooldown_s=0.5,
+        redis_socket_timeout_s=0.05,  # the hung-Redis tests stay quick; nothing here saturates the CPU
         outbox_replay_interval_s=0.2,
         log_level="WARNING",
     )

@@ -36,7 +36,7 @@ async def select_access_by_user_ids(
             r["is_active"],
             tuple(r["role_ids"]),
             tuple(r["roles"]),
-            frozenset(r["codes"]),
+            tuple(r["codes"]),  # array_agg(distinct ... order by): sorted, unique
         )
         for r in rows
     }

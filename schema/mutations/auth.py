@@ -96,7 +96,7 @@ class AuthMutations:
         if problem:
             return problem
         ctx = info.context
-        uid = (await ctx.viewer_access()).user_id
+        uid = ctx.viewer_access().user_id
         async with unit_of_work(ctx) as work:
             before = await user_store.select_for_update(work.con, uid)
             after = await user_store.update_profile(
@@ -112,7 +112,7 @@ class AuthMutations:
     @strawberry.mutation(extensions=authenticated(), description="Revokes every refresh token of the caller.")
     async def change_password(self, info: Info, current_password: str, new_password: str) -> ChangePasswordResult:
         ctx = info.context
-        uid = (await ctx.viewer_access()).user_id
+        uid = ctx.viewer_access().user_id
         try:
             await sessions.change_password(ctx.db, uid, current_password, new_password)
         except InvalidInput as exc:

@@ -63,7 +63,8 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
             loader.clear_all()
         else:
             forget(loader, *work.stale)
-        ctx.forget_viewer()
+        if ctx.viewer_id in work.stale or work.stale_all:
+            await ctx.load_viewer()
 
 
 def snapshot(obj: Any, *names: str) -> dict[str, Any]:
@@ -96,7 +97,7 @@ async def ensure_actor_holds(work: Work, codes: Iterable[str]) -> None:
     """Nobody grants what they do not hold themselves. One exception, or a new
     permission could never be granted: a holder of permissions:write (who defines
     permissions) may grant one that no active user holds yet."""
-    access = await work.ctx.viewer_access()
+    access = work.ctx.viewer_access()
     missing = sorted(set(codes) - access.permissions)
     if missing and PERMISSION_ADMIN in access.permissions:
         missing = [c for c in missing if await role_store.count_active_holders(work.con, c) > 0]

@@ -7,7 +7,7 @@ from api.errors import InvalidInput, NotFound
 from api.store import users as user_store
 from schema.pagination import check_first, decode_cursor, parse_id
 from schema.permissions import authenticated, needs
-from schema.types import User, UserConnection, count_users
+from schema.types import User, UserConnection, count_users, prefetch_access
 
 
 @strawberry.input
@@ -25,7 +25,8 @@ class UserQueries:
         row = await info.context.loaders.users_by_id.load(uid)
         if row is None:
             raise NotFound(f"No user with id {uid}.", id=str(uid))
-        return User.from_row(row)
+        accesses = await prefetch_access(info, [row])
+        return User.from_row(row, accesses[0]) if accesses else User.from_row(row)
 
     @strawberry.field(extensions=needs("users:read"), description="Users by id, Relay-style.")
     async def users(
@@ -44,16 +45,17 @@ class UserQueries:
                 raise InvalidInput("'emailContains' is too long.", argument="filter")
             flt = user_store.UserFilter(filter.email_contains, filter.is_active, filter.role)
         rows = await user_store.select_page(ctx.db, after_id, flt, size + 1) if size else []
-        return UserConnection.build(rows, size, after_id, count_users(info, flt))
+        accesses = await prefetch_access(info, rows[:size])
+        return UserConnection.build(rows, size, after_id, count_users(info, flt), accesses)
 
     @strawberry.field(extensions=authenticated(), description="The caller.")
     async def me(self, info: Info) -> User:
         ctx = info.context
-        access = await ctx.viewer_access()
+        access = ctx.viewer_access()
         row = await ctx.loaders.users_by_id.load(access.user_id)
         if row is None:
             raise NotFound("The account no longer exists.")
-        return User.from_row(row)
+        return User.from_row(row, access)
 
 
 __all__ = ["UserFilter", "UserQueries"]

@@ -263,8 +263,10 @@ async def test_invalidate_permission_cache_one_or_all(client, admin_token, world
     await warm(resources, everyone)
     all_ = await run(client, admin_token, "mutation { invalidatePermissionCache { __typename ... on CacheInvalidated { allUsers } } }")
     assert all_["allUsers"] is True
-    assert await cached(redis_client, everyone) == set()
-    assert [k async for k in redis_client.scan_iter(match="permissions:user:[0-9]*", count=100) if not k.endswith(b":gen")] == []
+    # only the caller's own entry is back: re-read after the flush, under the new epoch
+    assert await cached(redis_client, everyone) == {1}
+    epoch = await redis_client.get("permissions:user:epoch")
+    assert json.loads(await redis_client.get("permissions:user:1"))["e"] == epoch.decode()
 
 
 @pytest.mark.parametrize(

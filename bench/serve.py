@@ -1,0 +1,43 @@
+"""A seeded permgraph for profiling by hand: prints URL and token, serves until killed.
+
+    .venv/bin/python bench/serve.py --users 10000 &
+    py-spy record -o profile.svg --pid <pid printed>  (while wrk loads it)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.embedded import services  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from bench.permissions import JWT_SECRET, Server, drop, login, prepare  # noqa: E402
+
+
+def main() -> None:
+    with services() as (admin_db, redis_url):
+        url = asyncio.run(prepare(admin_db))
+        settings = Settings(environment="test", database_url=url, redis_url=redis_url, jwt_secret=JWT_SECRET)  # type: ignore[arg-type]
+        try:
+            with Server(settings, **{k: v for k, v in os.environ.items() if k.startswith(("PERMISSIONS_", "GC_"))}) as server:
+                token = login(server.url)
+                assert server.proc is not None
+                print(f"URL={server.url}\nPID={server.proc.pid}\nTOKEN={token}", flush=True)
+                while server.proc.poll() is None:
+                    time.sleep(1)
+        finally:
+            asyncio.run(drop(admin_db, url))
+
+
+if __name__ == "__main__":
+    del httpx, subprocess
+    main()
