@@ -59,6 +59,15 @@ class Context(BaseContext):
         if self.principal is not None:
             self.viewer = await self.loaders.access_by_user_id.load(self.principal.user_id)
 
+    async def load_access_page(self, user_ids: list[int]) -> list[UserAccess | None]:
+        """Permission entries of a whole page: the permission batch function called
+        directly (one MGET, one query for the misses), in chunks of the batch size."""
+        size = self.settings.loader_max_batch_size
+        out: list[UserAccess | None] = []
+        for start in range(0, len(user_ids), size):
+            out += await self.loaders.access_batch(user_ids[start : start + size])
+        return out
+
     def viewer_access(self) -> UserAccess:
         """The caller's access. Raises Unauthenticated without a token, or for a
         deactivated or deleted account (its tokens stop working at once)."""

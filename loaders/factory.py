@@ -6,6 +6,7 @@ cache) is read inside the permission batch function, never here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +38,8 @@ class Loaders:
     permissions_by_role_id: DataLoader[int, list[PermissionRow]]
     members_by_role: DataLoader[MembersKey, list[UserRow]]
     member_counts_by_role: DataLoader[int, int]
+    # the permission batch function itself, for a page known in one piece
+    access_batch: Callable[[Sequence[int]], Awaitable[list[UserAccess | None]]]
 
 
 def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
@@ -50,12 +53,10 @@ def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
 def create_loaders(
     db: Database, cache: PermissionCache, max_batch_size: int, *, per_user: bool = False
 ) -> Loaders:
-    access_fn = load_access_one_by_one if per_user else load_access_by_user_id
+    access_fn = partial(load_access_one_by_one if per_user else load_access_by_user_id, db=db, cache=cache)
     return Loaders(
-        access_by_user_id=DataLoader(
-            partial(access_fn, db=db, cache=cache),
-            max_batch_size=max_batch_size,
-        ),
+        access_by_user_id=DataLoader(access_fn, max_batch_size=max_batch_size),
+        access_batch=access_fn,
         users_by_id=DataLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),
         roles_by_id=DataLoader(partial(load_roles_by_id, db=db)),
         permissions_by_role_id=DataLoader(partial(load_permissions_by_role_id, db=db)),

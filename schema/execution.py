@@ -15,6 +15,7 @@ from graphql import GraphQLNonNull, GraphQLString
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 _STR_ONLY = {str}
+_SEQUENCES = (list, tuple)  # orjson writes both as arrays
 
 
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -29,7 +30,7 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         item_type = return_type.of_type
         if (
-            type(result) is list
+            type(result) in _SEQUENCES
             and type(item_type) is GraphQLNonNull
             and item_type.of_type is GraphQLString
             and set(map(type, result)) <= _STR_ONLY

@@ -116,8 +116,8 @@ class User:
         return self._with_access(info, lambda access: access.is_active and code in access.permissions)  # type: ignore[return-value]
 
 
-def _sorted_permissions(access: UserAccess) -> list[str]:
-    return list(access.effective_codes)
+def _sorted_permissions(access: UserAccess) -> tuple[str, ...]:
+    return access.effective_codes
 
 
 def _roles_of(access: UserAccess) -> list[Role]:
@@ -248,7 +248,9 @@ async def prefetch_access(info: Info, rows: list[UserRow]) -> list[UserAccess | 
     selection reads them; None otherwise (no Redis round trip for nothing)."""
     if not rows or not wants_access(info):
         return None
-    return await info.context.loaders.access_by_user_id.load_many([r.id for r in rows])
+    # straight to the batch function: one MGET (+ one query for misses) for the
+    # page, without a future per key; the User objects carry the entries
+    return await info.context.load_access_page([r.id for r in rows])
 
 
 def count_users(info: Info, flt: user_store.UserFilter) -> Any:
