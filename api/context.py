@@ -50,7 +50,6 @@ class Context(BaseContext):
             per_user=settings.permissions_loader == "per_user",
         )
         self.viewer: UserAccess | None = None  # loaded by `load_viewer` before execution
-        self.login_attempts = 0
 
     async def load_viewer(self) -> None:
         """Load the caller's current access through the permission loader (one

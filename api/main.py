@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
@@ -31,6 +32,7 @@ from api.invalidation import Invalidator
 from api.log_setup import configure_logging
 from api.settings import Settings, get_settings
 from api.state import State
+from schema.errors import add_codes
 from schema.root import build_schema
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 class PermgraphRouter(GraphQLRouter[Any, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        return add_codes(await super().process_result(request, result))
 
     async def render_graphql_ide(self, request: Request) -> Any:
         from fastapi.responses import HTMLResponse
@@ -76,6 +81,8 @@ class BodyLimit:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
             await _too_large(send, self.limit)
+        except ClientDisconnect:
+            return  # the client went away mid-body: nothing to answer
 
 
 class _BodyTooLarge(Exception):

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     graphql_ide: bool | None = None  # None: on in dev/test, off in prod
     max_query_depth: int = Field(8, ge=1)
     max_aliases: int = Field(30, ge=1)
-    max_tokens: int = Field(5000, ge=10)
+    max_tokens: int = Field(2000, ge=10)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_page_size: int = Field(1000, ge=1)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.schema import Schema
 from strawberry.types import ExecutionContext
@@ -41,13 +41,17 @@ class ShapeErrors(MaskErrors):
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        shaped = super()._process_errors(errors)
-        for error in shaped:
-            if error.extensions is None or "code" not in error.extensions:
-                code = "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else "GRAPHQL_VALIDATION_FAILED"
-                error.extensions = {**(error.extensions or {}), "code": code}
-        return shaped
+
+
+def add_codes(response: dict[str, Any]) -> dict[str, Any]:
+    """Errors raised before execution (parse, validation, limits) carry no code
+    of ours: name them, so that every error a client sees has one."""
+    for error in response.get("errors") or ():
+        extensions = error.setdefault("extensions", {})
+        if "code" not in extensions:
+            syntax = str(error.get("message", "")).startswith("Syntax Error")
+            extensions["code"] = "GRAPHQL_PARSE_FAILED" if syntax else "GRAPHQL_VALIDATION_FAILED"
+    return response
 
 
 class PermgraphSchema(Schema):
@@ -62,4 +66,4 @@ class PermgraphSchema(Schema):
                 logger.debug("client error request_id=%s: %s", request_id, error.message)
 
 
-__all__ = ["PermgraphSchema", "ShapeErrors"]
+__all__ = ["PermgraphSchema", "ShapeErrors", "add_codes"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -25,6 +26,7 @@ from schema.mutations.users import UserMutations
 from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
+from schema.rules import OneLoginPerDocument
 
 
 @strawberry.type
@@ -46,6 +48,7 @@ def build_schema(
     # no per-request state. MaskErrors does, so it is made per request.
     shared: list[SchemaExtension] = [
         MaxTokensLimiter(max_token_count=max_tokens),
+        AddValidationRules([OneLoginPerDocument]),
         QueryDepthLimiter(max_depth=max_depth),
         MaxAliasesLimiter(max_alias_count=max_aliases),
     ]
@@ -61,7 +64,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
         execution_context_class=PermgraphExecutionContext,
     )
 

@@ -9,7 +9,7 @@ import strawberry
 
 from api import sessions
 from api.context import Info
-from api.errors import InvalidInput, TooManyRequests, Unauthenticated
+from api.errors import InvalidInput, Unauthenticated
 from api.store import users as user_store
 from loaders.factory import forget
 from schema.mutations import validate
@@ -62,9 +62,6 @@ class AuthMutations:
     @strawberry.mutation(description="Same answer for an unknown email, a wrong password and an inactive account.")
     async def login(self, info: Info, email: str, password: str) -> LoginResult:
         ctx = info.context
-        ctx.login_attempts += 1
-        if ctx.login_attempts > 1:
-            raise TooManyRequests("At most one login per request.")
         if len(email) > 254 or len(password) > 1024:
             return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
         pair = await sessions.login(ctx.db, ctx.tokens, ctx.settings, email, password)
