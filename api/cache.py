@@ -231,6 +231,8 @@ class PermissionCache:
         # reads and fills skip Redis until the outbox has been replayed
         self.trusted = False
         self.enabled = settings.permissions_cache_enabled
+        # loads in flight in this process, by (user id, fill token, epoch)
+        self.inflight: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
         # test seam: awaited between a batch's SQL read and its write-back
         self.before_fill: Callable[[Sequence[int]], Awaitable[None]] | None = None
 

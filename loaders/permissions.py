@@ -9,6 +9,7 @@ miss (or a skipped fill), never an error and never a grant.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -31,21 +32,52 @@ async def load_access_by_user_id(
     LOADER_BATCH_SIZE.observe(len(user_ids))
     read = await cache.read(user_ids)
     hits = read.hits if read is not None else {}
-    misses = [u for u in user_ids if u not in hits]
-    CACHE_HITS.inc(len(user_ids) - len(misses))
+    misses = list(dict.fromkeys(u for u in user_ids if u not in hits))
+    CACHE_HITS.inc(len(user_ids) - len(misses))  # a repeated key counts as a hit
     CACHE_MISSES.inc(len(misses))
     logger.debug("permission batch keys=%d hits=%d misses=%d", len(user_ids), len(user_ids) - len(misses), len(misses))
     if not misses:
         return [hits[u] for u in user_ids]
 
-    started = time.perf_counter()
-    loaded = await store.select_access_by_user_ids(db, misses)
-    LOADER_SQL_SECONDS.observe(time.perf_counter() - started)
-    fresh = {u: loaded.get(u) for u in misses}
+    # Single flight: a miss that another request of this process is already
+    # loading under the same fill token and epoch is awaited, not queried again
+    # (a cold-cache stampede fills each user once). The same token means no
+    # invalidation came between the two reads, so sharing cannot serve rows
+    # older than this request is allowed to see.
+    waiting: dict[int, asyncio.Future[UserAccess | None]] = {}
+    owned: dict[tuple[int, str, str], asyncio.Future[UserAccess | None]] = {}
     if read is not None:
-        if cache.before_fill is not None:  # test seam: pause between read and write-back
-            await cache.before_fill(misses)
-        await cache.fill(read, fresh)
+        for u in misses:
+            key = (u, read.gens.get(u, ""), read.epoch)
+            if (future := cache.inflight.get(key)) is not None:
+                waiting[u] = future
+            else:
+                owned[key] = cache.inflight[key] = asyncio.get_running_loop().create_future()
+    mine = [u for u in misses if u not in waiting]
+    fresh: dict[int, UserAccess | None] = {}
+    try:
+        if mine:
+            started = time.perf_counter()
+            loaded = await store.select_access_by_user_ids(db, mine)
+            LOADER_SQL_SECONDS.observe(time.perf_counter() - started)
+            fresh = {u: loaded.get(u) for u in mine}
+            for (u, _, _), future in owned.items():
+                future.set_result(fresh[u])
+            if read is not None:
+                if cache.before_fill is not None:  # test seam: pause between read and write-back
+                    await cache.before_fill(mine)
+                await cache.fill(read, fresh)
+    except BaseException as exc:
+        for future in owned.values():
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters, if any, re-raise it
+        raise
+    finally:
+        for key in owned:
+            cache.inflight.pop(key, None)
+    for u, future in waiting.items():
+        fresh[u] = await future
     return [hits[u] if u in hits else fresh[u] for u in user_ids]
 
 

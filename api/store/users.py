@@ -28,6 +28,7 @@ UPDATE_PROFILE = read_sql("users/update_profile")
 UPDATE_EMAIL = read_sql("users/update_email")
 SET_ACTIVE = read_sql("users/set_active")
 UPDATE_PASSWORD = read_sql("users/update_password")
+SELECT_IDS_AFTER = read_sql("users/select_ids_after")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,10 @@ async def count_members_by_role_ids(
     return {r: counts.get(r, 0) for r in role_ids}
 
 
+async def select_ids_after(db: Database, after_id: int, limit: int) -> list[int]:
+    return [r["id"] for r in await db.fetch(SELECT_IDS_AFTER, after_id, limit)]
+
+
 async def select_login_by_email(db: Database, email: str) -> LoginRow | None:
     r = await db.fetchrow(SELECT_LOGIN_BY_EMAIL, email)
     return None if r is None else LoginRow(
@@ -155,6 +160,7 @@ __all__ = [
     "insert",
     "select_by_ids",
     "select_for_update",
+    "select_ids_after",
     "select_login_by_email",
     "select_members_by_role_ids",
     "select_page",

@@ -270,3 +270,43 @@ async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
         body = response.json()
         assert codes(body) == ["SERVICE_UNAVAILABLE"]
         assert body["data"] is None or body["data"]["user"] is None
+
+
+async def test_a_cold_stampede_fills_each_user_once(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "hot@example.com", roles=["viewer"])
+    await gql(client, "{ me { id } }", token=admin_token)
+    query = '{ user(id: "%d") { permissions } }' % uid
+    with counting_sql() as sql:
+        bodies = await asyncio.gather(*[gql(client, query, token=admin_token) for _ in range(20)])
+    assert all(b["data"]["user"]["permissions"] == ["permissions:read", "roles:read", "users:read"] for b in bodies)
+    assert sql.permission_sql == 1
+
+
+async def test_single_flight_never_shares_a_load_that_began_before_an_invalidation(
+    client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "sf@example.com", roles=["editor"])
+        editor = await con.fetchval("select id from roles where name = 'editor'")
+    await gql(client, "{ me { id } }", token=admin_token)
+    cache = resources["cache"]
+    read_done, release = asyncio.Event(), asyncio.Event()
+
+    async def pause(misses: Any) -> None:
+        if uid in misses and not read_done.is_set():  # the first reader only
+            read_done.set()
+            await release.wait()
+
+    cache.before_fill = pause
+    query = '{ user(id: "%d") { permissions } }' % uid
+    slow = asyncio.create_task(gql(client, query, token=admin_token))
+    await asyncio.wait_for(read_done.wait(), 5)
+    await gql(client, "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename } }",
+              {"u": str(uid), "r": str(editor)}, token=admin_token)
+    # begun after the mutation returned: must not join the slow reader's load
+    after = await asyncio.wait_for(gql(client, query, token=admin_token), 5)
+    assert after["data"]["user"]["permissions"] == []
+    release.set()
+    await slow
+    cache.before_fill = None
