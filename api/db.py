@@ -39,6 +39,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    # raised when a connection dies in the middle of an operation (a restart)
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -318,18 +318,37 @@ async def pg_reset(database_url: str) -> None:
 
 def zipf_runs(settings: Settings, seconds: int) -> list[dict[str, Any]]:
     rows = []
-    for name, env, windows in [("no cache", {"PERMISSIONS_CACHE_ENABLED": "false"}, 1), ("cache", {}, 2)]:
+    for name, env, windows in [("no cache", {"PERMISSIONS_CACHE_ENABLED": "false"}, ["no cache"]),
+                               ("cache", {}, ["cache, cold start", "cache, second window", "cache, after loaders.warm"])]:
         with Server(settings, **env) as server:
             token = login(server.url)
             asyncio.run(_flush(settings.redis_url))
-            for window in range(windows):
+            for window, label in enumerate(windows):
+                if label.endswith("loaders.warm"):
+                    asyncio.run(_flush(settings.redis_url))
+                    started = time.perf_counter()
+                    asyncio.run(_warm(settings))
+                    print(f"warmed {USERS} users in {time.perf_counter() - started:.2f}s", flush=True)
                 asyncio.run(pg_reset(settings.database_url))
                 script = ZIPF_LUA % (USERS, 42 + window)
                 result = wrk(server.url, token, script, 16, seconds)
                 calls = asyncio.run(pg_permission_calls(settings.database_url))
-                label = name if name == "no cache" else f"cache, {'cold start' if window == 0 else 'warm window'}"
                 rows.append({"variant": label, **result, "permission_sql": calls, "sql_per_request": calls / max(1, result["requests"])})
     return rows
+
+
+async def _warm(settings: Settings) -> None:
+    from loaders.warm import warm_all
+
+    db = await create_database(settings)
+    redis = create_redis(settings)
+    cache = PermissionCache(redis, settings)
+    cache.trusted = True
+    try:
+        await warm_all(db, cache)
+    finally:
+        await redis.aclose()
+        await db.close()
 
 
 async def _flush(redis_url: str) -> None:
