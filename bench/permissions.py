@@ -318,7 +318,7 @@ async def pg_reset(database_url: str) -> None:
 
 def zipf_runs(settings: Settings, seconds: int) -> list[dict[str, Any]]:
     rows = []
-    for name, env, windows in [("no cache", {"PERMISSIONS_CACHE_ENABLED": "false"}, ["no cache"]),
+    for _name, env, windows in [("no cache", {"PERMISSIONS_CACHE_ENABLED": "false"}, ["no cache"]),
                                ("cache", {}, ["cache, cold start", "cache, second window", "cache, after loaders.warm"])]:
         with Server(settings, **env) as server:
             token = login(server.url)
