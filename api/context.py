@@ -53,10 +53,26 @@ class Context(BaseContext):
 
     async def load_viewer(self) -> None:
         """Load the caller's current access through the permission loader (one
-        MGET), before execution, so that every permission check after it is a
-        synchronous set lookup. Called again after a mutation that changed it."""
+        MGET), before execution (schema/viewer.py), so that every permission check
+        after it is a synchronous set lookup. Called again after a mutation that
+        changed it."""
         if self.principal is not None:
             self.viewer = await self.loaders.access_by_user_id.load(self.principal.user_id)
+
+    async def load_viewer_with(self, user_ids: list[int]) -> list[UserAccess | None]:
+        """The caller's entry and a page's entries in one batch (one MGET): for
+        root fields that read their rows first and authorize before returning
+        them (see schema/viewer.py). Returns the page's entries."""
+        if self.principal is None:
+            return await self.load_access_page(user_ids) if user_ids else []
+        entries = await self.load_access_page([self.principal.user_id, *user_ids])
+        self.viewer = entries[0]
+        return entries[1:]
+
+    def require_principal(self) -> None:
+        """Anonymous callers are refused before any I/O."""
+        if self.principal is None:
+            raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
 
     async def load_access_page(self, user_ids: list[int]) -> list[UserAccess | None]:
         """Permission entries of a whole page: the permission batch function called
@@ -90,7 +106,7 @@ class Context(BaseContext):
 
 async def get_context(request: Request) -> Context:
     state: Any = request.state
-    context = Context(
+    return Context(
         settings=state.settings,
         db=state.db,
         cache=state.cache,
@@ -99,8 +115,6 @@ async def get_context(request: Request) -> Context:
         principal=principal_from_request(request, state.tokens),
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex[:16],
     )
-    await context.load_viewer()
-    return context
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]

@@ -27,6 +27,7 @@ from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
 from schema.rules import OneLoginPerDocument
+from schema.viewer import LoadViewer
 
 
 @strawberry.type
@@ -58,6 +59,7 @@ def build_schema(
         lambda: ParserCache(maxsize=512),
         *[(lambda ext=ext: ext) for ext in shared],
         lambda: ValidationCache(maxsize=512),
+        LoadViewer,
         ShapeErrors,
     ]
     return PermgraphSchema(

@@ -6,8 +6,8 @@ from api.context import Info
 from api.errors import InvalidInput, NotFound
 from api.store import users as user_store
 from schema.pagination import check_first, decode_cursor, parse_id
-from schema.permissions import authenticated, needs
-from schema.types import User, UserConnection, count_users, prefetch_access
+from schema.permissions import authenticated
+from schema.types import User, UserConnection, count_users, wants_access
 
 
 @strawberry.input
@@ -19,16 +19,21 @@ class UserFilter:
 
 @strawberry.type
 class UserQueries:
-    @strawberry.field(extensions=needs("users:read"))
+    @strawberry.field(description="Needs users:read.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
+        ctx = info.context
+        ctx.require_principal()
         uid = parse_id(id)
-        row = await info.context.loaders.users_by_id.load(uid)
+        row = await ctx.loaders.users_by_id.load(uid)
+        # the caller's entry rides in the same MGET as this user's (schema/viewer.py)
+        rows = [row] if row is not None and wants_access(info) else []
+        accesses = await ctx.load_viewer_with([r.id for r in rows])
+        ctx.require("users:read")  # before anything, even "not found", is told
         if row is None:
             raise NotFound(f"No user with id {uid}.", id=str(uid))
-        accesses = await prefetch_access(info, [row])
         return User.from_row(row, accesses[0]) if accesses else User.from_row(row)
 
-    @strawberry.field(extensions=needs("users:read"), description="Users by id, Relay-style.")
+    @strawberry.field(description="Users by id, Relay-style. Needs users:read.")
     async def users(
         self,
         info: Info,
@@ -37,6 +42,7 @@ class UserQueries:
         filter: UserFilter | None = None,
     ) -> UserConnection:
         ctx = info.context
+        ctx.require_principal()
         size = check_first(first, ctx.settings.max_page_size)
         after_id = decode_cursor("user", after)
         flt = user_store.UserFilter()
@@ -45,8 +51,11 @@ class UserQueries:
                 raise InvalidInput("'emailContains' is too long.", argument="filter")
             flt = user_store.UserFilter(filter.email_contains, filter.is_active, filter.role)
         rows = await user_store.select_page(ctx.db, after_id, flt, size + 1) if size else []
-        accesses = await prefetch_access(info, rows[:size])
-        return UserConnection.build(rows, size, after_id, count_users(info, flt), accesses)
+        # the caller's entry rides in the same MGET as the page's (schema/viewer.py)
+        page = rows[:size] if wants_access(info) else []
+        accesses = await ctx.load_viewer_with([r.id for r in page])
+        ctx.require("users:read")  # before any row is returned
+        return UserConnection.build(rows, size, after_id, count_users(info, flt), accesses if page else None)
 
     @strawberry.field(extensions=authenticated(), description="The caller.")
     async def me(self, info: Info) -> User:

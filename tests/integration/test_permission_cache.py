@@ -68,23 +68,40 @@ async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: Stat
     assert CountingConnection.round_trips - trips == 1
 
 
-async def test_http_page_costs_one_mget_beyond_the_callers_own(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+@pytest.mark.parametrize("n", [1, 10, 100, 1000])
+async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_query(
+    n: int, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with pool.acquire() as con:
-        await seed(con, users=100)
-    query = '{ users(first: 100, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }'
-    await gql(client, "{ me { id } }", token=admin_token)  # the caller's own entry is now cached
-    before = await commandstats(redis_client)
+        await seed(con, users=n)
+    # after the admin (id 1): a page of synthetic users; the caller's own entry
+    # travels in the same MGET as the page's (schema/viewer.py)
+    query = '{ users(first: %d, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }' % n
+    for temperature in ("cold", "warm"):
+        before, trips = await commandstats(redis_client), CountingConnection.round_trips
+        with counting_sql() as sql:
+            body = await gql(client, query, token=admin_token)
+        assert len(body["data"]["users"]["edges"]) == n
+        calls = await redis_calls(redis_client, before)
+        assert calls["mget"] == 1, temperature
+        assert sql.permission_sql == (1 if temperature == "cold" else 0)
+        # cold: the MGET and the write-back; warm: the MGET alone
+        assert CountingConnection.round_trips - trips == (2 if temperature == "cold" else 1)
+
+
+async def test_user_list_authorizes_before_returning_rows(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    async with pool.acquire() as con:
+        await con.execute("insert into roles (name) values ('nobody')")
+        uid = await insert_user(con, "nope@example.com", roles=["nobody"])
     with counting_sql() as sql:
-        body = await gql(client, query, token=admin_token)
-    assert len(body["data"]["users"]["edges"]) == 100
-    assert (await redis_calls(redis_client, before))["mget"] == 2  # the caller's check + the page
-    assert sql.permission_sql == 1
-    before = await commandstats(redis_client)
-    with counting_sql() as sql:
-        again = await gql(client, query, token=admin_token)
-    assert again == body
-    assert sql.permission_sql == 0
-    assert (await redis_calls(redis_client, before)) == {"mget": 2}
+        anonymous = await gql(client, "{ users { edges { node { email } } } }", expect_errors=True)
+    assert codes(anonymous) == ["UNAUTHENTICATED"] and anonymous["data"] is None
+    assert sql.statements == []  # refused before any I/O
+    denied = await gql(client, '{ users { edges { node { email } } } user(id: "1") { email } }', token=token_for(uid, settings), expect_errors=True)
+    assert sorted(codes(denied)) == ["FORBIDDEN", "FORBIDDEN"]
+    assert "admin@" not in str(denied)
+    missing = await gql(client, '{ user(id: "424242") { email } }', token=token_for(uid, settings), expect_errors=True)
+    assert codes(missing) == ["FORBIDDEN"]  # not NOT_FOUND: existence is not told either
 
 
 async def test_value_format_and_ttl(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
