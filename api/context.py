@@ -65,7 +65,7 @@ class Context(BaseContext):
         them (see schema/viewer.py). Returns the page's entries."""
         if self.principal is None:
             return await self.load_access_page(user_ids) if user_ids else []
-        entries = await self.load_access_page([self.principal.user_id, *user_ids])
+        entries = await self.load_access_page([self.principal.user_id, *user_ids], extra=1)
         self.viewer = entries[0]
         return entries[1:]
 
@@ -74,10 +74,11 @@ class Context(BaseContext):
         if self.principal is None:
             raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
 
-    async def load_access_page(self, user_ids: list[int]) -> list[UserAccess | None]:
+    async def load_access_page(self, user_ids: list[int], *, extra: int = 0) -> list[UserAccess | None]:
         """Permission entries of a whole page: the permission batch function called
-        directly (one MGET, one query for the misses), in chunks of the batch size."""
-        size = self.settings.loader_max_batch_size
+        directly (one MGET, one query for the misses), in chunks of the batch size
+        (+ `extra`: the caller's own entry does not split a full page in two)."""
+        size = self.settings.loader_max_batch_size + extra
         out: list[UserAccess | None] = []
         for start in range(0, len(user_ids), size):
             out += await self.loaders.access_batch(user_ids[start : start + size])
