@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: install
 
 bench: install
 	$(BIN)/python bench/permissions.py
+
+soak: install
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf .data
