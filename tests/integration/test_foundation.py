@@ -88,10 +88,11 @@ async def test_readyz_reports_a_dead_server(settings: Settings, dead: str) -> No
         else {"database_url": f"postgresql://postgres@127.0.0.1:{port}/postgres", "db_pool_min_size": 0, "db_connect_timeout_s": 0.5}
     )
     application = create_app(settings.model_copy(update=changes))
-    async with LifespanManager(application) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
-            response = await client.get("/readyz")
-            assert (await client.get("/healthz")).status_code == 200
+    async with LifespanManager(application) as manager, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
+    ) as client:
+        response = await client.get("/readyz")
+        assert (await client.get("/healthz")).status_code == 200
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks[dead].startswith("error")
