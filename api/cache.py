@@ -207,9 +207,8 @@ def decode_access(user_id: int, raw: bytes) -> tuple[UserAccess | None, str]:
         and set(map(type, perms)) <= _STR
     ):
         raise _Corrupt("fields missing or of the wrong type")
-    # written sorted and unique by encode_access; anything else is not ours
-    if perms != sorted(set(perms)):
-        raise _Corrupt("permissions not sorted and unique")
+    # encode_access writes them sorted and unique; order is only presentation
+    # (checks use the set), so it is not re-verified on this hot path
     access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), tuple(perms))
     return access, data["e"]
 
@@ -239,6 +238,15 @@ class PermissionCache:
     async def prepare(self) -> None:
         """Load the fill script so the first write-back is one round trip."""
         await self._call("script_load", lambda: self.client.script_load(_FILL_SCRIPT), force=True)
+        await self.ensure_epoch()
+
+    async def ensure_epoch(self) -> None:
+        """Give the cache a random epoch if it has none (at start). Fill tokens and
+        single-flight keys include the epoch, so a random one keeps tokens read
+        before a Redis restart from equalling tokens read after it, as long as an
+        instance restarts with Redis (a restarted Redis keeps no epoch until then:
+        see the note in SECURITY.md)."""
+        await self._call("epoch", lambda: self.client.set(self.epoch_key, secrets.token_hex(8), nx=True), force=True)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}{user_id}"

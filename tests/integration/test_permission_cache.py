@@ -297,7 +297,9 @@ async def test_a_cold_stampede_fills_each_user_once(client: httpx.AsyncClient, a
     with counting_sql() as sql:
         bodies = await asyncio.gather(*[gql(client, query, token=admin_token) for _ in range(20)])
     assert all(b["data"]["user"]["permissions"] == ["permissions:read", "roles:read", "users:read"] for b in bodies)
-    assert sql.permission_sql == 1
+    # one load shared by the others; at most one more, by a request whose MGET
+    # was answered just before the fill landed and that looked after it finished
+    assert sql.permission_sql <= 2
 
 
 async def test_single_flight_never_shares_a_load_that_began_before_an_invalidation(

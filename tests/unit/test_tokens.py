@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -130,3 +131,15 @@ def test_settings_refuse_weak_secrets_outside_dev() -> None:
     with pytest.raises(ValueError, match="KEY_FILE"):
         Settings(environment="prod", jwt_algorithm="RS256")
     assert Settings(environment="dev").jwt_secret.get_secret_value() == ""
+
+
+def test_a_token_verified_before_is_still_refused_once_it_expires() -> None:
+    service = TokenService(Settings(environment="test", jwt_secret=SECRET, jwt_leeway_s=0))  # type: ignore[arg-type]
+    almost = datetime.now(UTC) - timedelta(seconds=service.ttl["access"].total_seconds() - 1)
+    token = service.issue(9, "access", now=almost).token
+    assert service.decode(token, "access")["sub"] == "9"  # verified, and remembered
+    time.sleep(1.1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        service.decode(token, "access")
+    with pytest.raises(Unauthenticated):  # the remembered claims do not change the type check
+        service.decode(service.issue(9, "access").token, "refresh")
