@@ -202,3 +202,17 @@ async def test_only_one_login_per_document(client: httpx.AsyncClient) -> None:
     body = await gql(client, query, expect_errors=True)
     assert body.get("data") is None
     assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_login_rehashes_a_password_hashed_with_old_parameters(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    from argon2 import PasswordHasher
+
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("an-old-style-password")
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "old@example.com", roles=["viewer"])
+        await con.execute("update users set password_hash = $2 where id = $1", uid, old)
+    assert (await login(client, "old@example.com", "an-old-style-password"))["__typename"] == "AuthPayload"
+    async with pool.acquire() as con:
+        new = await con.fetchval("select password_hash from users where id = $1", uid)
+    assert new != old and new.startswith("$argon2id$") and "m=65536" in new
+    assert (await login(client, "old@example.com", "an-old-style-password"))["__typename"] == "AuthPayload"
