@@ -30,6 +30,7 @@ from api.errors import AppError
 from api.ide import ASSET_PREFIX, NODE_MODULES, graphiql_html, local_assets_present
 from api.invalidation import Invalidator
 from api.log_setup import configure_logging
+from api.metrics import install_gc_timer
 from api.settings import Settings, get_settings
 from api.state import State
 from schema.errors import add_codes
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(settings.gc_gen0_threshold, 20, 50)
+        install_gc_timer()
         state = State(settings=settings, db=db, redis=redis, cache=cache, invalidator=invalidator, tokens=TokenService(settings))
         app.state.resources = state  # for operators' tooling and tests; requests use request.state
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 CACHE_HITS = Counter(
@@ -49,7 +52,32 @@ INVALIDATION_FAILURES = Counter(
     "Invalidations that could not reach Redis (kept in the outbox for replay)",
 )
 
+GC_PAUSE = Histogram(
+    "python_gc_pause_seconds",
+    "Time spent in each garbage collection, by generation",
+    ["generation"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+def install_gc_timer() -> None:
+    """Time every collection (gc.callbacks): pauses show up in /metrics."""
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            GC_PAUSE.labels(str(info.get("generation", -1))).observe(time.perf_counter() - started[0])
+
+    if not any(getattr(cb, "_permgraph", False) for cb in gc.callbacks):
+        callback._permgraph = True  # type: ignore[attr-defined]
+        gc.callbacks.append(callback)
+
+
 __all__ = [
+    "GC_PAUSE",
+    "install_gc_timer",
     "BREAKER_OPEN",
     "CACHE_CORRUPT",
     "CACHE_HITS",
