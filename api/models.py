@@ -33,7 +33,7 @@ class PermissionRow:
     description: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=True)
 class UserAccess:
     """What one user may do: the value behind `permissions:user:{id}`."""
 

@@ -35,14 +35,20 @@ class HasPermission(BasePermission):
         self.message = f"Missing permission {code!r}."
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        ctx = info.context
-        access = ctx.viewer_access()
-        if self.code in access.permissions:
-            return True
-        if self.allow_self and getattr(source, "uid", None) == access.user_id:
-            return True
-        ctx.require(self.code)  # raises FORBIDDEN with the missing code
-        return False
+        check(info, self.code, getattr(source, "uid", None) if self.allow_self else None)
+        return True
+
+
+def check(info: Info, code: str, owner: int | None = None) -> None:
+    """The caller holds `code`, or is `owner`; raises UNAUTHENTICATED or FORBIDDEN
+    (with the missing code) otherwise. Called directly by the per-item fields of
+    a user (roles, permissions, hasPermission): on a page of 100 users the
+    extension chain around each item cost more than the check itself."""
+    ctx = info.context
+    access = ctx.viewer_access()
+    if code in access.permissions or (owner is not None and owner == access.user_id):
+        return
+    ctx.require(code)
 
 
 def needs(code: str, *, allow_self: bool = False) -> list[FieldExtension]:
@@ -58,4 +64,4 @@ def authenticated() -> list[FieldExtension]:
     return [PermissionExtension(permissions=[IsAuthenticated()], use_directives=False)]
 
 
-__all__ = ["HasPermission", "IsAuthenticated", "authenticated", "needs"]
+__all__ = ["HasPermission", "IsAuthenticated", "authenticated", "check", "needs"]

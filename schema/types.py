@@ -14,7 +14,7 @@ from api.errors import NotFound
 from api.models import AuditRow, PermissionRow, RoleRow, UserAccess, UserRow
 from api.store import users as user_store
 from schema.pagination import PageInfo, check_first, decode_cursor, encode_cursor
-from schema.permissions import needs
+from schema.permissions import check, needs
 
 T = TypeVar("T")
 
@@ -97,22 +97,22 @@ class User:
         self.access = await _load_access(info, self.uid)
         return fn(self.access)
 
-    @strawberry.field(
-        extensions=needs("roles:read", allow_self=True),
-        description="Roles held, by name (served from the cached permission entry).",
-    )
+    @strawberry.field(description="Roles held (from the cached permission entry). Needs roles:read, or being this user.")
     def roles(self, info: Info) -> list[Role]:
+        check(info, "roles:read", self.uid)
         return self._with_access(info, _roles_of)  # type: ignore[return-value]
 
     @strawberry.field(
-        extensions=needs("permissions:read", allow_self=True),
-        description="Effective permission codes, deduplicated and sorted; empty for a deactivated user.",
+        description="Effective permission codes, deduplicated and sorted; empty for a deactivated user. "
+        "Needs permissions:read, or being this user.",
     )
     def permissions(self, info: Info) -> list[str]:
+        check(info, "permissions:read", self.uid)
         return self._with_access(info, _sorted_permissions)  # type: ignore[return-value]
 
-    @strawberry.field(extensions=needs("permissions:read", allow_self=True))
+    @strawberry.field(description="Needs permissions:read, or being this user.")
     def has_permission(self, info: Info, code: str) -> bool:
+        check(info, "permissions:read", self.uid)
         return self._with_access(info, lambda access: access.is_active and code in access.permissions)  # type: ignore[return-value]
 
 
