@@ -180,7 +180,13 @@ class _Corrupt(ValueError):
     pass
 
 
-def decode_access(user_id: int, raw: bytes) -> tuple[UserAccess | None, str]:
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def decode_access(user_id: int, raw: bytes | str) -> tuple[UserAccess | None, str]:
     """Parse and validate one cached value; raise _Corrupt for anything odd."""
     try:
         data = orjson.loads(raw)
@@ -289,12 +295,12 @@ class PermissionCache:
         if raw is None:
             return None
         n = len(user_ids)
-        epoch = (raw[0] or b"").decode()
+        epoch = _text(raw[0])
         values, gen_values = raw[1 : n + 1], raw[n + 1 :]
         hits: dict[int, UserAccess | None] = {}
         gens: dict[int, str] = {}
         for user_id, value, gen in zip(user_ids, values, gen_values, strict=True):
-            gens[user_id] = (gen or b"").decode()
+            gens[user_id] = _text(gen)
             if value is None:
                 continue
             try:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import asyncpg
 
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 QueryHook = Callable[[str], None]
+# Either runs a statement: the pool (its own connection) or a transaction's connection.
+Executor = Union["Database", asyncpg.Connection]
 
 # Errors that mean "the database is not there or not answering in time".
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -67,7 +69,7 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self.pool.acquire(timeout=self.acquire_timeout) as con:
-                yield con
+                yield con  # type: ignore[misc]  # a pool proxy behaves as its Connection
         except UNAVAILABLE_ERRORS as exc:
             logger.warning("database unavailable: %s", type(exc).__name__)
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
@@ -140,4 +142,4 @@ async def create_database(settings: Settings) -> Database:
     return Database(pool, settings)
 
 
-__all__ = ["SQL_DIR", "query_listeners", "UNAVAILABLE_ERRORS", "Database", "create_database", "read_sql"]
+__all__ = ["SQL_DIR", "Executor", "query_listeners", "UNAVAILABLE_ERRORS", "Database", "create_database", "read_sql"]

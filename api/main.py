@@ -44,7 +44,8 @@ class PermgraphRouter(GraphQLRouter[Any, None]):
         return orjson.dumps(data)
 
     async def process_result(self, request: Request, result: Any) -> Any:
-        return add_codes(await super().process_result(request, result))
+        response: dict[str, Any] = dict(await super().process_result(request, result))
+        return add_codes(response)
 
     async def render_graphql_ide(self, request: Request) -> Any:
         from fastapi.responses import HTMLResponse

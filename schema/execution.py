@@ -19,7 +19,7 @@ _SEQUENCES = (list, tuple)  # orjson writes both as arrays
 
 
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    def complete_list_value(  # type: ignore[override]
+    def complete_list_value(
         self,
         return_type: Any,
         field_details_list: Any,

@@ -106,9 +106,9 @@ class User:
         description="Effective permission codes, deduplicated and sorted; empty for a deactivated user. "
         "Needs permissions:read, or being this user.",
     )
-    def permissions(self, info: Info) -> list[str]:
+    def permissions(self, info: Info) -> list[str]:  # a tuple, written as a list
         check(info, "permissions:read", self.uid)
-        return self._with_access(info, _sorted_permissions)  # type: ignore[return-value]
+        return self._with_access(info, _sorted_permissions)  # type: ignore[arg-type, return-value]
 
     @strawberry.field(description="Needs permissions:read, or being this user.")
     def has_permission(self, info: Info, code: str) -> bool:

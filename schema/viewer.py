@@ -29,7 +29,7 @@ def _self_authorizing(operation: OperationDefinitionNode | None) -> bool:
 
 
 class LoadViewer(SchemaExtension):
-    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_execute(self) -> AsyncIterator[None]:
         ctx: Any = self.execution_context.context
         operation = _operation(self.execution_context)
         if getattr(ctx, "principal", None) is not None and not _self_authorizing(operation):

@@ -11,7 +11,7 @@ from api.models import PermissionRow, UserAccess
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from api.db import Database, Executor
 
 SELECT_ACCESS_BY_USER_IDS = read_sql("permissions/select_access_by_user_ids")
 SELECT_ALL = read_sql("permissions/select_all")
@@ -51,7 +51,7 @@ async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, Permissio
 
 
 async def select_by_role_ids(
-    db: Database, role_ids: Sequence[int]
+    db: Executor, role_ids: Sequence[int]
 ) -> dict[int, list[PermissionRow]]:
     out: dict[int, list[PermissionRow]] = {r: [] for r in role_ids}
     for r in await db.fetch(SELECT_BY_ROLE_IDS, list(role_ids)):
