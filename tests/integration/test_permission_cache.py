@@ -97,9 +97,10 @@ async def test_user_list_authorizes_before_returning_rows(client: httpx.AsyncCli
         anonymous = await gql(client, "{ users { edges { node { email } } } }", expect_errors=True)
     assert codes(anonymous) == ["UNAUTHENTICATED"] and anonymous["data"] is None
     assert sql.statements == []  # refused before any I/O
-    denied = await gql(client, '{ users { edges { node { email } } } user(id: "1") { email } }', token=token_for(uid, settings), expect_errors=True)
-    assert sorted(codes(denied)) == ["FORBIDDEN", "FORBIDDEN"]
-    assert "admin@" not in str(denied)
+    for query in ['{ users { edges { node { email } } } }', '{ user(id: "1") { email } }']:
+        denied = await gql(client, query, token=token_for(uid, settings), expect_errors=True)
+        assert codes(denied) == ["FORBIDDEN"]
+        assert "admin@" not in str(denied)
     missing = await gql(client, '{ user(id: "424242") { email } }', token=token_for(uid, settings), expect_errors=True)
     assert codes(missing) == ["FORBIDDEN"]  # not NOT_FOUND: existence is not told either
 
