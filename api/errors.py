@@ -5,12 +5,11 @@
     ├── NotFound                  NOT_FOUND            an id that names nothing
     ├── Unauthenticated           UNAUTHENTICATED      no/invalid/revoked credentials
     ├── Forbidden                 FORBIDDEN            authenticated, missing a permission
-    ├── Conflict                  CONFLICT             would violate a uniqueness rule
-    ├── TooManyRequests           TOO_MANY_REQUESTS    login throttle
     └── ServiceUnavailable        SERVICE_UNAVAILABLE  PostgreSQL unreachable or too slow
 
 Every AppError is "expected": its message goes to the client as written. Anything
-else is masked as INTERNAL_SERVER_ERROR (see schema/root.py).
+else is masked as INTERNAL_SERVER_ERROR (schema/errors.py). Expected outcomes of
+mutations (a taken name, a refused login) are typed results, not errors.
 """
 
 from __future__ import annotations
@@ -48,14 +47,6 @@ class Forbidden(AppError):
     code = "FORBIDDEN"
 
 
-class Conflict(AppError):
-    code = "CONFLICT"
-
-
-class TooManyRequests(AppError):
-    code = "TOO_MANY_REQUESTS"
-
-
 class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
 
@@ -66,12 +57,10 @@ def is_expected(error: BaseException | None) -> bool:
 
 __all__ = [
     "AppError",
-    "Conflict",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "ServiceUnavailable",
-    "TooManyRequests",
     "Unauthenticated",
     "is_expected",
 ]

@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        status = {"UNAUTHENTICATED": 401, "SERVICE_UNAVAILABLE": 503, "TOO_MANY_REQUESTS": 429}.get(exc.code, 400)
+        status = {"UNAUTHENTICATED": 401, "SERVICE_UNAVAILABLE": 503}.get(exc.code, 400)
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
         return JSONResponse(
             {"data": None, "errors": [{"message": exc.message, "extensions": exc.extensions}]},

@@ -66,18 +66,7 @@ class AuditRow:
     created_at: datetime
 
 
-USER_COLUMNS = (
-    "id",
-    "email",
-    "display_name",
-    "avatar_url",
-    "is_active",
-    "created_at",
-    "updated_at",
-)
-
 __all__ = [
-    "USER_COLUMNS",
     "AuditRow",
     "PermissionRow",
     "RoleRow",
