@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,5 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    del httpx, subprocess
     main()

@@ -24,7 +24,6 @@ import asyncio
 import bisect
 import collections
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -249,5 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    del secrets
     main()
