@@ -89,3 +89,14 @@ def test_every_store_module_finds_its_sql() -> None:
     assert {"users", "roles", "permissions", "tokens", "audit", "outbox"} <= set(names)
     for name in names:
         importlib.import_module(f"api.store.{name}")
+
+
+def test_values_parsed_together_never_shift_between_users() -> None:
+    from api.cache import _parse_many
+
+    good = encode_access(UserAccess(1, True, (), (), ("a:b",)), "E")
+    assert _parse_many([good, good]) == [orjson.loads(good)] * 2
+    # a value holding two documents would shift every user after it: refused
+    assert _parse_many([good, good + b"," + good, good]) is None
+    assert _parse_many([good, b"not json"]) is None
+    assert _parse_many([good, b"1],[2"]) is None
