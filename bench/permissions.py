@@ -436,6 +436,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test of the script)")
     parser.add_argument("--zipf-seconds", type=int, default=60)
     parser.add_argument("--http-seconds", type=int, default=5)
+    parser.add_argument("--parts", default="1,2,3", help="which sections to run, e.g. 2")
     args = parser.parse_args()
     sizes = [1, 10, 100, 1000]
     http_seconds = 2 if args.quick else args.http_seconds
@@ -448,15 +449,19 @@ def main() -> None:
         try:
             report = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                       f"load generator: {'wrk' if shutil.which('wrk') else 'aiohttp'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
-            rows = asyncio.run(in_process(settings, sizes, reps))
-            report += ["", "## 1. Permission resolution in process (per page of N users)", "",
-                       table(rows, ["n", "variant", "cache", "redis_round_trips", "sql", "p50_ms", "p99_ms"])]
+            parts = set(args.parts.split(","))
+            if "1" in parts:
+                rows = asyncio.run(in_process(settings, sizes, reps))
+                report += ["", "## 1. Permission resolution in process (per page of N users)", "",
+                           table(rows, ["n", "variant", "cache", "redis_round_trips", "sql", "p50_ms", "p99_ms"])]
             print("\n".join(report), flush=True)
-            http_rows = http_matrix(settings, sizes, http_seconds)
+            http_rows = http_matrix(settings, sizes, http_seconds) if "2" in parts else []
             section = ["", "## 2. Through HTTP (uvicorn, 1 worker, wrk; median of interleaved runs; the caller's own check adds 1 MGET per request)", "",
                        table(http_rows, ["variant", "n", "c", "rps", "rps_min", "rps_max", "p50_ms", "p99_ms", "errors"]), "", *ratios(http_rows)]
             print("\n".join(section), flush=True)
             report += section
+            if "3" not in parts:
+                return
             zipf = zipf_runs(settings, zipf_seconds)
             base = next(r for r in zipf if r["variant"] == "no cache")["sql_per_request"]
             lines = [f"- {r['variant']}: {r['sql_per_request']:.4f} permission SQL per request, "
