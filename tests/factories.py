@@ -22,20 +22,16 @@ class StatementLog:
     which runs on its own schedule in the background, is left out)."""
 
     def __init__(self) -> None:
-        self.all: list[str] = []
+        self.statements: list[str] = []
 
     def record(self, query: str) -> None:
         if "cache_outbox" not in query:
-            self.all.append(query)
-
-    @property
-    def statements(self) -> list[str]:
-        return self.all
+            self.statements.append(query)
 
     @property
     def permission_sql(self) -> int:
         """Runs of the permission loader's one query."""
-        return sum("role_ids bigint[], roles text[], codes text[]" in s for s in self.all)
+        return sum("role_ids bigint[], roles text[], codes text[]" in s for s in self.statements)
 
 
 @contextmanager
@@ -91,8 +87,4 @@ async def insert_user(con: asyncpg.Connection, email: str, *, roles: list[str] =
     return int(user_id)
 
 
-async def user_id_of(con: asyncpg.Connection, email: str) -> int:
-    return int(await con.fetchval("select id from users where lower(email) = lower($1)", email))
-
-
-__all__ = ["APP_TABLES", "StatementLog", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for", "user_id_of"]
+__all__ = ["APP_TABLES", "StatementLog", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for"]
