@@ -18,6 +18,7 @@ SELECT_ALL = read_sql("permissions/select_all")
 SELECT_BY_IDS = read_sql("permissions/select_by_ids")
 SELECT_BY_ROLE_IDS = read_sql("permissions/select_by_role_ids")
 SELECT_BY_CODE = read_sql("permissions/select_by_code")
+SELECT_BY_CODES = read_sql("permissions/select_by_codes")
 INSERT = read_sql("permissions/insert")
 DELETE = read_sql("permissions/delete")
 
@@ -64,6 +65,10 @@ async def select_by_code(con: asyncpg.Connection, code: str) -> PermissionRow | 
     return None if r is None else _row(r)
 
 
+async def select_by_codes(con: asyncpg.Connection, codes: Sequence[str]) -> dict[str, PermissionRow]:
+    return {r["code"]: _row(r) for r in await con.fetch(SELECT_BY_CODES, list(codes))}
+
+
 async def insert(con: asyncpg.Connection, code: str, description: str) -> PermissionRow | None:
     r = await con.fetchrow(INSERT, code, description)
     return None if r is None else _row(r)
@@ -80,6 +85,7 @@ __all__ = [
     "select_access_by_user_ids",
     "select_all",
     "select_by_code",
+    "select_by_codes",
     "select_by_ids",
     "select_by_role_ids",
 ]

@@ -84,16 +84,16 @@ async def _codes_of_role(work: Work, role_id: int) -> list[str]:
 
 
 async def _resolve_codes(work: Work, codes: list[str], field: str) -> list[int]:
-    ids = []
-    for code in sorted(set(codes)):
+    wanted = sorted(set(codes))
+    for code in wanted:
         problem = validate.permission_code(code, field)
         if problem:
             raise Rollback(problem)
-        row = await permission_store.select_by_code(work.con, code)
-        if row is None:
+    found = await permission_store.select_by_codes(work.con, wanted)  # one query for all
+    for code in wanted:
+        if code not in found:
             raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field=field))
-        ids.append(row.id)
-    return ids
+    return [found[code].id for code in wanted]
 
 
 async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawberry.ID, *, assign: bool) -> RoleAssignmentResult:
