@@ -252,6 +252,7 @@ class PermissionCache:
         # reads and fills skip Redis until the outbox has been replayed
         self.trusted = False
         self.enabled = settings.permissions_cache_enabled
+        self.instance = secrets.token_hex(4)
         # loads in flight in this process, by (user id, fill token, epoch)
         self.inflight: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
         # test seam: awaited between a batch's SQL read and its write-back
@@ -330,6 +331,27 @@ class PermissionCache:
             if value_epoch == epoch:
                 hits[user_id] = access
         return CacheRead(hits, epoch, gens)
+
+    async def read_tokens(self, user_ids: Sequence[int]) -> CacheRead | None:
+        """Only the fill tokens and the epoch, for a refresh that reloads every
+        entry anyway. None: Redis unavailable (then there is nothing to refresh)."""
+        if not (self.trusted and self.enabled):
+            return None
+        keys = [self.epoch_key, *(self.gen_key(u) for u in user_ids)]
+        raw = await self._call("mget", lambda: self.client.mget(keys))
+        if raw is None:
+            return None
+        gens = {u: _text(g) for u, g in zip(user_ids, raw[1:], strict=True)}
+        return CacheRead({}, _text(raw[0]), gens)
+
+    async def take_lease(self, name: str, seconds: float, *, force: bool = False) -> bool:
+        """A Redis lease shared by every instance (SET NX PX): True when this
+        instance holds it now. `force` takes it regardless."""
+        if not (self.trusted and self.enabled):
+            return False
+        key, ms = f"{self.prefix}lease:{name}", max(1, int(seconds * 1000))
+        done = await self._call("lease", lambda: self.client.set(key, self.instance, px=ms, nx=not force))
+        return bool(done)
 
     async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None:
         """Write back loaded entries in one round trip; return the number refused."""

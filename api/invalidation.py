@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,8 @@ class Invalidator:
     def __init__(self, db: Database, cache: PermissionCache) -> None:
         self.db = db
         self.cache = cache
+        # called after every whole-cache flush Redis confirmed (the keeper's kick)
+        self.on_flush: Callable[[], None] | None = None
 
     async def record(self, con: asyncpg.Connection, user_ids: Sequence[int] | None) -> Ticket | None:
         """Inside the mutation's transaction. None when nothing became stale."""
@@ -53,6 +55,8 @@ class Invalidator:
     async def _send(self, user_ids: Sequence[int] | None) -> None:
         if user_ids is None:
             await self.cache.invalidate_all()
+            if self.on_flush is not None:
+                self.on_flush()
         else:
             await self.cache.invalidate_users(user_ids)
 

@@ -33,6 +33,7 @@ from api.log_setup import configure_logging
 from api.metrics import install_gc_timer
 from api.settings import Settings, get_settings
 from api.state import State
+from loaders.warm import CacheKeeper
 from schema.errors import add_codes
 from schema.root import build_schema
 
@@ -115,6 +116,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except AppError:
             logger.warning("outbox replay at start failed; the replayer retries")
         replayer = asyncio.create_task(invalidator.run_replayer(settings.outbox_replay_interval_s))
+        tasks = [replayer]
+        if settings.permissions_cache_keep_warm and settings.permissions_cache_enabled:
+            keeper = CacheKeeper(
+                db,
+                cache,
+                interval=settings.refresh_interval_s,
+                batch_size=settings.loader_max_batch_size,
+                max_users=settings.permissions_cache_keep_warm_max_users,
+            )
+            invalidator.on_flush = keeper.kick
+            tasks.append(asyncio.create_task(keeper.run()))
         # Objects made at start live forever: keep them out of every GC pass, and
         # collect the young generation less often (a request allocates thousands
         # of short-lived objects; the default threshold of 700 runs the collector
@@ -128,9 +140,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield state
         finally:
-            replayer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await replayer
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
             await db.close()
 

@@ -52,6 +52,16 @@ INVALIDATION_FAILURES = Counter(
     "Invalidations that could not reach Redis (kept in the outbox for replay)",
 )
 
+CACHE_REFRESHED = Counter(
+    "permissions_cache_refreshed_total",
+    "Entries reloaded from PostgreSQL and written back by the cache keeper",
+)
+CACHE_REFRESH_SECONDS = Histogram(
+    "permissions_cache_refresh_seconds",
+    "Duration of one keeper pass over every active user",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+
 GC_PAUSE = Histogram(
     "python_gc_pause_seconds",
     "Time spent in each garbage collection, by generation",
@@ -83,6 +93,8 @@ __all__ = [
     "CACHE_HITS",
     "CACHE_INVALIDATIONS",
     "CACHE_MISSES",
+    "CACHE_REFRESHED",
+    "CACHE_REFRESH_SECONDS",
     "CACHE_STALE_WRITES_REFUSED",
     "INVALIDATION_FAILURES",
     "LOADER_BATCH_SIZE",

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     permissions_cache_ttl_jitter_s: int = Field(30, ge=0)
     outbox_replay_interval_s: float = Field(1.0, gt=0)
     permissions_cache_enabled: bool = True  # false: every permission read goes to PostgreSQL
+    # The keeper (loaders/warm.py) reloads every active user's entry at start,
+    # after a whole-cache flush, and every refresh interval (default: half the
+    # TTL), so entries are replaced before they expire. One instance at a time
+    # (a Redis lease). Above the user bound it keeps the lowest ids and logs it.
+    permissions_cache_keep_warm: bool = True
+    permissions_cache_keep_warm_max_users: int = Field(200_000, ge=1)
+    permissions_cache_refresh_interval_s: float | None = Field(None, gt=0)
     # "per_user" is the replaced design, kept for bench/ only
     permissions_loader: Literal["batched", "per_user"] = "batched"
     loader_max_batch_size: int = Field(1000, ge=1)
@@ -76,6 +83,10 @@ class Settings(BaseSettings):
     gc_gen0_threshold: int = Field(50_000, ge=700)
 
     @property
+    def refresh_interval_s(self) -> float:
+        return self.permissions_cache_refresh_interval_s or self.permissions_cache_ttl_s / 2
+
+    @property
     def ide_enabled(self) -> bool:
         if self.graphql_ide is None:
             return self.environment != "prod"
@@ -96,6 +107,12 @@ class Settings(BaseSettings):
             msg = (
                 f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE "
                 "and JWT_PUBLIC_KEY_FILE"
+            )
+            raise ValueError(msg)
+        if self.refresh_interval_s >= self.permissions_cache_ttl_s:
+            msg = (
+                f"PERMISSIONS_CACHE_REFRESH_INTERVAL_S ({self.refresh_interval_s}) must be shorter "
+                f"than PERMISSIONS_CACHE_TTL_S ({self.permissions_cache_ttl_s}), or entries expire between passes"
             )
             raise ValueError(msg)
         if self.db_pool_min_size > self.db_pool_max_size:

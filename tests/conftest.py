@@ -72,6 +72,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         breaker_cooldown_s=0.5,
         redis_socket_timeout_s=0.05,  # the hung-Redis tests stay quick; nothing here saturates the CPU
         outbox_replay_interval_s=0.2,
+        permissions_cache_keep_warm=False,  # tests count permission SQL; test_warm.py runs the keeper itself
         log_level="WARNING",
     )
 

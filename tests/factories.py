@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import httpx
+from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 
 from api.auth import TokenService
 from api.db import query_listeners
+from api.main import create_app
 from api.settings import Settings
+from api.state import State
 
 APP_TABLES = "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users"
 
@@ -42,6 +45,15 @@ def counting_sql() -> Iterator[StatementLog]:
         yield log
     finally:
         query_listeners.remove(log.record)
+
+
+@asynccontextmanager
+async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
+    application = create_app(settings.model_copy(update=changes))
+    async with LifespanManager(application) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c, application.state.resources
 
 
 def metric(name: str, labels: dict[str, str] | None = None) -> float:
@@ -87,4 +99,4 @@ async def insert_user(con: asyncpg.Connection, email: str, *, roles: list[str] =
     return int(user_id)
 
 
-__all__ = ["APP_TABLES", "StatementLog", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for"]
+__all__ = ["APP_TABLES", "StatementLog", "app_with", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -19,16 +17,22 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from asgi_lifespan import LifespanManager
 
 from api.cache import CountingConnection
 from api.embedded import free_port
-from api.main import create_app
 from api.seed import seed
 from api.settings import Settings
 from api.state import State
 from loaders.permissions import load_access_by_user_id
-from tests.factories import codes, counting_sql, gql, insert_user, metric, token_for
+from tests.factories import (
+    app_with,
+    codes,
+    counting_sql,
+    gql,
+    insert_user,
+    metric,
+    token_for,
+)
 
 
 async def commandstats(client: aioredis.Redis) -> dict[str, int]:
@@ -217,15 +221,6 @@ async def test_corrupted_value_is_a_miss_and_is_overwritten(resources: State, po
         assert got[0].permissions == frozenset({"users:read", "roles:read", "permissions:read"})
         assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
         assert json.loads(await redis_client.get(key))["roles"] == ["viewer"]
-
-
-@asynccontextmanager
-async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
-    application = create_app(settings.model_copy(update=changes))
-    async with LifespanManager(application) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c, application.state.resources
 
 
 async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(settings: Settings, pool: asyncpg.Pool) -> None:
