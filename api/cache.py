@@ -357,6 +357,13 @@ class PermissionCache:
         """Write back loaded entries in one round trip; return the number refused."""
         if not loaded or not (self.trusted and self.enabled):
             return 0
+        if not read.epoch:
+            # Redis lost its data (a restart without persistence): with no epoch,
+            # a fill could not tell a read made before a second loss from one made
+            # after it. Store nothing under an empty epoch; set a fresh one, and
+            # the next read fills under it.
+            await self.ensure_epoch()
+            return 0
         keys = [self.epoch_key]
         args: list[Any] = [read.epoch]
         for user_id, access in loaded.items():

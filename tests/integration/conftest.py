@@ -48,6 +48,7 @@ async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple
         await seed(con, admin_password=ADMIN_PASSWORD)
     await redis_client.flushdb()
     cache = running[0].state.resources["cache"]
+    await cache.ensure_epoch()  # what an instance does at start
     cache.breaker.success()
     cache.trusted = True
     cache.before_fill = None

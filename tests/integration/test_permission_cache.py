@@ -325,3 +325,32 @@ async def test_single_flight_never_shares_a_load_that_began_before_an_invalidati
     release.set()
     await slow
     cache.before_fill = None
+
+
+async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "lost@example.com", roles=["editor"])
+    cache = resources["cache"]
+    await redis_client.flushdb()  # Redis restarted without persistence: no epoch, no tokens
+
+    async def lose_data_again_and_revoke(misses: Any) -> None:
+        # the reader holds rows from before the revocation; Redis loses its data
+        # once more, then the revocation commits and is invalidated
+        await redis_client.flushdb()
+        async with pool.acquire() as con:
+            await con.execute("delete from user_roles where user_id = $1", uid)
+        await cache.invalidate_users([uid])
+
+    cache.before_fill = lose_data_again_and_revoke
+    old = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    cache.before_fill = None
+    assert old[0] is not None and "users:write" in old[0].permissions  # it began before the revocation
+    assert await redis_client.get(f"permissions:user:{uid}") is None  # but it stored nothing
+    assert await redis_client.get("permissions:user:epoch")  # and gave the cache a fresh epoch
+    with counting_sql() as sql:
+        now = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert now[0] is not None and now[0].permissions == frozenset() and sql.permission_sql == 1
+    cached = await redis_client.get(f"permissions:user:{uid}")
+    assert cached is not None and json.loads(cached)["permissions"] == []
