@@ -133,7 +133,11 @@ class TokenService:
 
 def principal_from_request(request: Request, tokens: TokenService) -> Principal | None:
     """None: no credentials (anonymous). Unauthenticated: bad credentials."""
-    header = request.headers.get("authorization")
+    return principal_from_header(request.headers.get("authorization"), tokens)
+
+
+def principal_from_header(header: str | None, tokens: TokenService) -> Principal | None:
+    """The same, from the Authorization header's value."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -143,4 +147,4 @@ def principal_from_request(request: Request, tokens: TokenService) -> Principal 
     return Principal(int(claims["sub"]), str(claims["jti"]))
 
 
-__all__ = ["IssuedToken", "Principal", "TokenService", "TokenType", "principal_from_request"]
+__all__ = ["IssuedToken", "Principal", "TokenService", "TokenType", "principal_from_header", "principal_from_request"]

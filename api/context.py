@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Any, TypeAlias
+import os
+from typing import TYPE_CHECKING, TypeAlias
 
 from fastapi import Request
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
-from api.auth import principal_from_request
+from api.auth import principal_from_header
 from api.errors import Forbidden, Unauthenticated
 from loaders.factory import create_loaders
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from api.invalidation import Invalidator
     from api.models import UserAccess
     from api.settings import Settings
+    from api.state import State
     from loaders.factory import Loaders
 
 
@@ -106,18 +107,24 @@ class Context(BaseContext):
 
 
 async def get_context(request: Request) -> Context:
-    state: Any = request.state
+    headers = request.headers
+    return context_for(request.scope["state"], headers.get("authorization"), headers.get("x-request-id"))
+
+
+def context_for(state: State, authorization: str | None, request_id: str | None) -> Context:
+    """A request's context from the lifespan's state and two headers. Raises
+    Unauthenticated for credentials that do not verify."""
     return Context(
-        settings=state.settings,
-        db=state.db,
-        cache=state.cache,
-        invalidator=state.invalidator,
-        tokens=state.tokens,
-        principal=principal_from_request(request, state.tokens),
-        request_id=request.headers.get("x-request-id") or uuid.uuid4().hex[:16],
+        settings=state["settings"],
+        db=state["db"],
+        cache=state["cache"],
+        invalidator=state["invalidator"],
+        tokens=state["tokens"],
+        principal=principal_from_header(authorization, state["tokens"]),
+        request_id=request_id[:64] if request_id else os.urandom(8).hex(),
     )
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]
 
-__all__ = ["Context", "Info", "get_context"]
+__all__ = ["Context", "Info", "context_for", "get_context"]

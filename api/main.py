@@ -29,6 +29,7 @@ from api.db import create_database
 from api.errors import AppError
 from api.ide import ASSET_PREFIX, NODE_MODULES, graphiql_html, local_assets_present
 from api.invalidation import Invalidator
+from api.lane import GraphQLLane
 from api.log_setup import configure_logging
 from api.metrics import install_gc_timer
 from api.settings import Settings, get_settings
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(GraphQLLane, schema=schema)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

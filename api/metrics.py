@@ -62,6 +62,11 @@ CACHE_REFRESH_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
 )
 
+GRAPHQL_PREPARED = Counter(
+    "graphql_prepared_requests_total",
+    "Query requests served by the fast lane (a document validated before; api/lane.py)",
+)
+
 GC_PAUSE = Histogram(
     "python_gc_pause_seconds",
     "Time spent in each garbage collection, by generation",
@@ -87,6 +92,7 @@ def install_gc_timer() -> None:
 
 __all__ = [
     "GC_PAUSE",
+    "GRAPHQL_PREPARED",
     "install_gc_timer",
     "BREAKER_OPEN",
     "CACHE_CORRUPT",

@@ -24,6 +24,7 @@ from schema.mutations.auth import AuthMutations
 from schema.mutations.permissions import PermissionMutations
 from schema.mutations.roles import RoleMutations
 from schema.mutations.users import UserMutations
+from schema.prepared import PreparedDocuments, RememberValid
 from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
@@ -49,6 +50,7 @@ def build_schema(
     # rule classes in __init__, and ValidationCache keys on those classes, so a
     # fresh instance per request would turn every lookup into a miss. They keep
     # no per-request state. MaskErrors does, so it is made per request.
+    prepared = PreparedDocuments()
     shared: list[SchemaExtension] = [
         MaxTokensLimiter(max_token_count=max_tokens),
         AddValidationRules([OneLoginPerDocument]),
@@ -63,6 +65,7 @@ def build_schema(
         lambda: ValidationCache(maxsize=512),
         LoadViewer,
         ShapeErrors,
+        lambda: RememberValid(prepared),
     ]
     schema = PermgraphSchema(
         query=Query,
@@ -71,6 +74,7 @@ def build_schema(
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
         execution_context_class=PermgraphExecutionContext,
     )
+    schema.prepared = prepared
     # the hottest per-item field resolves through graphql-core directly
     user_type = schema._schema.type_map["User"]
     assert isinstance(user_type, GraphQLObjectType)  # noqa: S101 - built just above

@@ -1,0 +1,127 @@
+"""The GraphQL fast lane: `POST /graphql` for a query document that has been
+validated before, served without FastAPI's and Strawberry's HTTP layers.
+
+FastAPI routing and dependency solving, Starlette's middleware stack and
+Strawberry's HTTP view and extension runner were about a third of the CPU of a
+small query (bench/README.md, "Profiles"). This ASGI layer sits in front of the
+app and takes only the plain case: a JSON body `{"query", "variables"?,
+"operationName"?}` whose text `schema/prepared.py` already knows as a valid
+query, and credentials that verify. Everything else (first sight of a
+document, mutations, GraphiQL, bad JSON, bad or missing credentials' errors,
+batches, other paths) goes to the app unchanged, with the body replayed, so
+there is one place that decides each of those answers.
+
+The response is what the full path returns for the same request: the same
+context (api/context.py), the same caller-entry loading, the same error
+masking and codes, the same JSON.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+
+from api.context import context_for
+from api.errors import AppError
+from api.metrics import GRAPHQL_PREPARED
+from schema.prepared import execute_prepared, prepared_query
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from schema.errors import PermgraphSchema
+
+_KEYS = frozenset({"query", "variables", "operationName"})
+_JSON = b"application/json"
+
+
+class GraphQLLane:
+    def __init__(self, app: ASGIApp, schema: PermgraphSchema, path: str = "/graphql") -> None:
+        self.app = app
+        self.schema = schema
+        self.graphql_schema = schema._schema
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        authorization = request_id = None
+        json_body = False
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                json_body = value.split(b";", 1)[0].strip().lower() == _JSON
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")
+        if not json_body:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        response = await self._try(scope, body, authorization, request_id)
+        if response is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", _JSON), (b"content-length", str(len(response)).encode())],
+        })
+        await send({"type": "http.response.body", "body": response})
+
+    async def _try(self, scope: Scope, body: bytes, authorization: str | None, request_id: str | None) -> bytes | None:
+        """The response body, or None: not a case for the lane."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(payload) is not dict or not payload.keys() <= _KEYS:
+            return None
+        query, variables, operation_name = payload.get("query"), payload.get("variables"), payload.get("operationName")
+        if type(query) is not str or not (variables is None or type(variables) is dict):
+            return None
+        if not (operation_name is None or type(operation_name) is str):
+            return None
+        document = prepared_query(self.schema.prepared, query, operation_name)
+        if document is None:
+            return None
+        try:
+            context = context_for(scope["state"], authorization, request_id)
+        except AppError:  # the app answers bad credentials (401 and its header)
+            return None
+        GRAPHQL_PREPARED.inc()
+        result = await execute_prepared(
+            self.graphql_schema, document, context=context, variables=variables, operation_name=operation_name
+        )
+        return orjson.dumps(result)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+__all__ = ["GraphQLLane"]

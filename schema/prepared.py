@@ -1,0 +1,135 @@
+"""Prepared documents: queries that passed parsing and validation once run
+straight on graphql-core afterwards.
+
+Strawberry's `Schema.execute` runs every schema extension's hooks for every
+request (parse, validate, execute, result), through async context managers,
+even when the parser and validation caches answer. For a small query that is a
+large share of the CPU (bench/README.md, "Profiles"). A document's validity
+depends only on its text and the schema (the limits are validation rules of the
+schema), so once a query document has passed the full path, the same text may
+skip to execution. What the extensions do at execution is done here too:
+
+- the caller's entry is loaded first, as `LoadViewer` does (schema/viewer.py);
+- errors are logged and masked by the same functions as `ShapeErrors` and
+  `PermgraphSchema.process_errors` (schema/errors.py), and coded by `add_codes`.
+
+Only queries: mutations keep the full path. A document is remembered by
+`RememberValid`, an extension whose `on_execute` runs only for a document that
+parsed and validated; the store is a bounded LRU keyed by the exact text.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationType,
+    execute,
+    get_operation_ast,
+)
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+from strawberry.utils.await_maybe import await_maybe
+
+from schema.errors import add_codes, log_errors, mask
+from schema.execution import PermgraphExecutionContext
+from schema.viewer import _self_authorizing
+
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
+
+    from api.context import Context
+
+
+class PreparedDocuments:
+    """Query documents that passed validation, by their exact text (LRU)."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def get(self, query: str) -> DocumentNode | None:
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+        return document
+
+    def remember(self, query: str, document: DocumentNode) -> None:
+        self._documents[query] = document
+        self._documents.move_to_end(query)
+        while len(self._documents) > self.maxsize:
+            self._documents.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+class RememberValid(SchemaExtension):
+    """Remembers a query document once it has parsed and validated."""
+
+    def __init__(self, prepared: PreparedDocuments) -> None:
+        self.prepared = prepared
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        if ec.query is not None and ec.graphql_document is not None and ec.operation_type == StrawberryOperationType.QUERY:
+            self.prepared.remember(ec.query, ec.graphql_document)
+        yield
+
+
+def prepared_query(
+    prepared: PreparedDocuments, query: str, operation_name: str | None
+) -> DocumentNode | None:
+    """The document when it may take the prepared path: known, and the operation
+    it selects is a query."""
+    document = prepared.get(query)
+    if document is None:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.QUERY:
+        return None
+    return document
+
+
+async def execute_prepared(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    *,
+    context: Context,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> dict[str, Any]:
+    """Execute a prepared query; return the response body as a client sees it."""
+    data: Any = None
+    errors: list[GraphQLError] | None
+    try:
+        if context.principal is not None and not _self_authorizing(get_operation_ast(document, operation_name)):
+            await context.load_viewer()
+        result = await await_maybe(
+            execute(
+                schema,
+                document,
+                context_value=context,
+                variable_values=variables,
+                operation_name=operation_name,
+                executor_class=PermgraphExecutionContext,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # Strawberry's own, as its execute passes it
+            )
+        )
+        data, errors = result.data, result.errors
+    except Exception as exc:  # noqa: BLE001 - as Strawberry's execute: an error of the response
+        errors = [exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)]
+    response: dict[str, Any] = {"data": data}
+    if errors:
+        log_errors(errors, context.request_id)
+        response["errors"] = [mask(e, context.request_id).formatted for e in errors]
+        add_codes(response)
+    return response
+
+
+__all__ = ["PreparedDocuments", "RememberValid", "execute_prepared", "prepared_query"]
