@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 from api.context import Info
 from api.errors import NotFound
@@ -21,6 +22,7 @@ T = TypeVar("T")
 
 ACCESS_FIELDS = frozenset({"permissions", "hasPermission", "roles"})
 _UNSET: Any = object()
+_NEVER_READ: Any = datetime.min.replace(tzinfo=UTC)
 
 
 def _mentions(selections: Any, names: frozenset[str]) -> bool:
@@ -30,6 +32,27 @@ def _mentions(selections: Any, names: frozenset[str]) -> bool:
         if _mentions(getattr(selection, "selections", ()), names):
             return True
     return False
+
+
+# User fields the permission entry answers on its own (id and isActive included)
+ENTRY_FIELDS = ACCESS_FIELDS | {"id", "isActive", "__typename"}
+
+
+def entry_answers(info: Info) -> bool:
+    """Does the selection on this (single-user) field ask only for what the user's
+    permission entry holds? Fragments count by their fields; directives are
+    ignored (a field under @skip still counts), so this errs towards the row."""
+    return all(_only(field.selections, ENTRY_FIELDS) for field in info.selected_fields)
+
+
+def _only(selections: Any, names: frozenset[str]) -> bool:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name not in names:
+                return False
+        elif not _only(selection.selections, names):  # inline fragment or fragment spread
+            return False
+    return True
 
 
 def wants_access(info: Info) -> bool:
@@ -82,6 +105,21 @@ class User:
             avatar_url=row.avatar_url,
             is_active=row.is_active,
             created_at=row.created_at,
+            access=access,
+        )
+
+    @classmethod
+    def from_entry(cls, access: UserAccess) -> User:
+        """A user known only by its permission entry, for a selection that
+        `entry_answers` cleared: the row's other fields are never read."""
+        return cls(
+            uid=access.user_id,
+            id=strawberry.ID(str(access.user_id)),
+            email="",
+            display_name="",
+            avatar_url=None,
+            is_active=access.is_active,
+            created_at=_NEVER_READ,
             access=access,
         )
 

@@ -7,7 +7,7 @@ from api.errors import InvalidInput, NotFound
 from api.store import users as user_store
 from schema.pagination import check_first, decode_cursor, parse_id
 from schema.permissions import authenticated
-from schema.types import User, UserConnection, count_users, wants_access
+from schema.types import User, UserConnection, count_users, entry_answers, wants_access
 
 
 @strawberry.input
@@ -24,6 +24,15 @@ class UserQueries:
         ctx = info.context
         ctx.require_principal()
         uid = parse_id(id)
+        if entry_answers(info):
+            # "what may this user do?": the permission entry answers it (and
+            # whether the user exists) without the user's row: 1 MGET, no SQL
+            # on a warm cache
+            access = (await ctx.load_viewer_with([uid]))[0]
+            ctx.require("users:read")
+            if access is None:
+                raise NotFound(f"No user with id {uid}.", id=str(uid))
+            return User.from_entry(access)
         row = await ctx.loaders.users_by_id.load(uid)
         # the caller's entry rides in the same MGET as this user's (schema/viewer.py)
         rows = [row] if row is not None and wants_access(info) else []

@@ -114,13 +114,20 @@ async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(setti
         assert time.perf_counter() - started < 1.0
 
 
-async def test_postgres_down_is_a_coded_error_on_hit_and_miss(settings: Settings, editor: int, pool: asyncpg.Pool) -> None:
+async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_still_answer(
+    settings: Settings, editor: int, pool: asyncpg.Pool
+) -> None:
     async with pool.acquire() as con:
         cold = await insert_user(con, "cold@example.com", roles=["viewer"])
     async with faulty_app(settings) as f:
-        await gql(f.client, perms_query(editor), token=f.token)  # editor's entry (and the admin's) cached
+        warm = await gql(f.client, perms_query(editor), token=f.token)  # editor's entry (and the admin's) cached
         await f.postgres.set("refuse")
-        for query in (perms_query(editor), perms_query(cold), "{ me { permissions } }"):
+        # the cached entry answers "what may this user do?" without PostgreSQL
+        # (no mutation can commit meanwhile, so it cannot be stale)
+        data, errs = await answer(f.client, perms_query(editor), f.token)
+        assert errs == [] and data == warm["data"]
+        # a miss, or anything that needs a row, is a coded error: never an empty list
+        for query in (perms_query(cold), '{ user(id: "%d") { email permissions } }' % editor, "{ me { permissions } }"):
             data, errs = await answer(f.client, query, f.token)
             assert errs == ["SERVICE_UNAVAILABLE"], (query, data, errs)
         await f.postgres.set("pass")

@@ -354,3 +354,56 @@ async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
     assert now[0] is not None and now[0].permissions == frozenset() and sql.permission_sql == 1
     cached = await redis_client.get(f"permissions:user:{uid}")
     assert cached is not None and json.loads(cached)["permissions"] == []
+
+
+async def test_what_a_user_may_do_is_answered_from_the_entry_alone(
+    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "entry@example.com", roles=["editor"])
+        off = await insert_user(con, "off@example.com", roles=["editor"], active=False)
+        plain = await insert_user(con, "plain@example.com")
+        editor = await con.fetchval("select id from roles where name = 'editor'")
+    query = '{ user(id: "%d") { __typename id isActive permissions hasPermission(code: "users:write") roles { id name } } }'
+    expected = {"__typename": "User", "id": str(uid), "isActive": True, "hasPermission": True,
+                "permissions": ["permissions:read", "roles:read", "users:read", "users:write"],
+                "roles": [{"id": str(editor), "name": "editor"}]}
+    for temperature in ("cold", "warm"):
+        before, trips = await commandstats(redis_client), CountingConnection.round_trips
+        with counting_sql() as sql:
+            body = await gql(client, query % uid, token=admin_token)
+        assert body["data"]["user"] == expected
+        # no row read: the permission query on a miss, nothing at all when warm
+        assert len(sql.statements) == sql.permission_sql == (1 if temperature == "cold" else 0)
+        assert (await redis_calls(redis_client, before))["mget"] == 1
+        assert CountingConnection.round_trips - trips == (2 if temperature == "cold" else 1)
+    body = await gql(client, query % off, token=admin_token)
+    assert body["data"]["user"]["isActive"] is False and body["data"]["user"]["permissions"] == []
+    missing = await gql(client, query % 999_999, token=admin_token, expect_errors=True)
+    assert codes(missing) == ["NOT_FOUND"] and missing["data"] == {"user": None}
+    # users:read is checked before "not found" is told
+    denied = await gql(client, query % 999_999, token=token_for(plain, settings), expect_errors=True)
+    assert codes(denied) == ["FORBIDDEN"]
+
+
+@pytest.mark.parametrize("selection", [
+    "email permissions",
+    "permissions ... on User { email }",
+    "permissions ...Who",
+    "permissions createdAt",
+])
+async def test_a_selection_that_needs_the_row_reads_it(
+    selection: str, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "row@example.com", roles=["viewer"])
+    query = '{ user(id: "%d") { %s } }' % (uid, selection)
+    if "...Who" in selection:
+        query += " fragment Who on User { email }"
+    await gql(client, query, token=admin_token)  # entries warm
+    with counting_sql() as sql:
+        body = await gql(client, query, token=admin_token)
+    assert len(sql.statements) == 1 and sql.permission_sql == 0  # the row
+    user = body["data"]["user"]
+    assert user["permissions"] == ["permissions:read", "roles:read", "users:read"]
+    assert user.get("email", "row@example.com") == "row@example.com" and user.get("createdAt", "x") != ""
