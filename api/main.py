@@ -199,7 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(GraphQLLane, schema=schema)
+    if settings.graphql_fast_lane:
+        app.add_middleware(GraphQLLane, schema=schema)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_tokens: int = Field(2000, ge=10)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_page_size: int = Field(1000, ge=1)
+    # queries whose document validated before skip FastAPI's and Strawberry's
+    # HTTP layers (api/lane.py); false: every request takes the full path
+    graphql_fast_lane: bool = True
 
     log_level: str = "INFO"
     gc_gen0_threshold: int = Field(50_000, ge=700)

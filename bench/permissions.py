@@ -16,7 +16,9 @@ prints, side by side in one run:
 3. a Zipf (s=1.1) read mix of `user(id) { permissions }` over all users for
    --zipf-seconds, with and without the cache, and the reduction in
    permission SQL statements (pg_stat_statements): read-through only, and with
-   the keeper (loaders/warm.py), each from a cold start and in a second minute.
+   the keeper (loaders/warm.py), each from a cold start and in a second minute;
+4. the queries PostGraphile was measured on, with the fast lane (api/lane.py)
+   on and off, against PostGraphile's numbers on this machine.
 
 Loopback only; every loop is bounded in count and time.
 """
@@ -252,8 +254,8 @@ def load(url: str, token: str, query: str, connections: int, seconds: int) -> di
     return aiohttp_load(url, token, body, connections, seconds)
 
 
-def page_query(n: int, permissions: bool = True) -> str:
-    fields = "id permissions" if permissions else "id"
+def page_query(n: int, permissions: bool = True, fields: str | None = None) -> str:
+    fields = fields or ("id permissions" if permissions else "id")
     # after the admin (id 1): synthetic users only
     return '{ users(first: %d, after: "dXNlcjox") { edges { node { %s } } } }' % (n, fields)
 
@@ -287,6 +289,49 @@ def http_matrix(settings: Settings, sizes: list[int], seconds: int, reps: int = 
         for label, results in runs.items():
             rows.append({"variant": f"loader, 100 users, {label} permissions", "n": 100, "c": 8, **_median_run(results)})
     return rows
+
+
+# PostGraphile serving the same 10,000 users on this machine (wrk, 8 connections)
+POSTGRAPHILE_RPS = {"one user's permissions": 7900, "100 users with roles and permissions": 240}
+
+
+def small_queries(settings: Settings, seconds: int, reps: int = 3) -> list[dict[str, Any]]:
+    """The queries PostGraphile was measured on, with the fast lane on and off
+    (two servers, interleaved runs, medians), c=8."""
+    queries = {
+        "one user's permissions": '{ user(id: "4242") { permissions } }',
+        "one user's email and permissions": '{ user(id: "4242") { email permissions } }',
+        "100 users with roles and permissions": page_query(100, fields="id roles { name } permissions"),
+    }
+    rows = []
+    with Server(settings) as lane, Server(settings, GRAPHQL_FAST_LANE="false") as full:
+        servers = {"fast lane": (lane, login(lane.url)), "full path": (full, login(full.url))}
+        for query in queries.values():
+            for server, token in servers.values():
+                load(server.url, token, query, 4, 2)  # warm the cache, the connections, the lane
+        for label, query in queries.items():
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+            for _ in range(reps):
+                for name, (server, token) in servers.items():
+                    runs[name].append(load(server.url, token, query, 8, seconds))
+            for name, results in runs.items():
+                rows.append({"query": label, "variant": name, "c": 8, **_median_run(results),
+                             "postgraphile_rps": POSTGRAPHILE_RPS.get(label, "")})
+    return rows
+
+
+def small_ratios(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    by = {(r["query"], r["variant"]): r for r in rows}
+    for (query, variant), r in by.items():
+        if variant != "fast lane":
+            continue
+        full = by[(query, "full path")]
+        line = f"- {query}: fast lane {r['rps']:.0f} req/s vs full path {full['rps']:.0f} = {r['rps'] / full['rps']:.2f}x"
+        if query in POSTGRAPHILE_RPS:
+            line += f"; vs PostGraphile ~{POSTGRAPHILE_RPS[query]} = {r['rps'] / POSTGRAPHILE_RPS[query]:.2f}x"
+        out.append(line)
+    return out
 
 
 def _median_run(results: list[dict[str, float]]) -> dict[str, float]:
@@ -429,7 +474,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test of the script)")
     parser.add_argument("--zipf-seconds", type=int, default=60)
     parser.add_argument("--http-seconds", type=int, default=5)
-    parser.add_argument("--parts", default="1,2,3", help="which sections to run, e.g. 2 or 3")
+    parser.add_argument("--parts", default="1,2,3,4", help="which sections to run, e.g. 2 or 3,4")
     args = parser.parse_args()
     sizes = [1, 10, 100, 1000]
     http_seconds = 2 if args.quick else args.http_seconds
@@ -453,6 +498,13 @@ def main() -> None:
                        table(http_rows, ["variant", "n", "c", "rps", "rps_min", "rps_max", "p50_ms", "p99_ms", "errors"]), "", *ratios(http_rows)]
             print("\n".join(section), flush=True)
             report += section
+            if "4" in parts:
+                small = small_queries(settings, http_seconds)
+                section = ["", "## 4. The queries PostGraphile was measured on (wrk -c8; fast lane on and off; median of interleaved runs)", "",
+                           table(small, ["query", "variant", "rps", "rps_min", "rps_max", "p50_ms", "p99_ms", "errors", "postgraphile_rps"]), "",
+                           *small_ratios(small)]
+                print("\n".join(section), flush=True)
+                report += section
             if "3" not in parts:
                 return
             zipf = zipf_runs(settings, zipf_seconds)
