@@ -19,7 +19,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import PermgraphSchema, ShapeErrors
-from schema.execution import PermgraphExecutionContext
+from schema.execution import PermgraphExecutionContext, use_default_resolvers
 from schema.mutations.auth import AuthMutations
 from schema.mutations.permissions import PermissionMutations
 from schema.mutations.roles import RoleMutations
@@ -29,7 +29,7 @@ from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
 from schema.rules import OneLoginPerDocument
-from schema.types import resolve_permissions
+from schema.types import resolve_has_permission, resolve_permissions, resolve_roles
 from schema.viewer import LoadViewer
 
 
@@ -75,10 +75,13 @@ def build_schema(
         execution_context_class=PermgraphExecutionContext,
     )
     schema.prepared = prepared
-    # the hottest per-item field resolves through graphql-core directly
+    use_default_resolvers(schema)
+    # the per-item fields of a user resolve through graphql-core directly
     user_type = schema._schema.type_map["User"]
     assert isinstance(user_type, GraphQLObjectType)  # noqa: S101 - built just above
     user_type.fields["permissions"].resolve = resolve_permissions
+    user_type.fields["roles"].resolve = resolve_roles
+    user_type.fields["hasPermission"].resolve = resolve_has_permission
     return schema
 
 
