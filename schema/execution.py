@@ -9,8 +9,6 @@ identity, so the list is returned as it is. Anything else takes the general path
 
 from __future__ import annotations
 
-from inspect import CO_ITERABLE_COROUTINE
-from types import GeneratorType
 from typing import Any
 
 from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLString
@@ -19,26 +17,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 _STR_ONLY = {str}
 _SEQUENCES = (list, tuple)  # orjson writes both as arrays
-
-
-# Whether values of a type are awaitable, by type: `await x` looks `__await__` up
-# on type(x), so the answer for a type never changes (generator-based coroutines,
-# whose answer is per object, are checked each time). graphql-core asks this of
-# every resolved value and every completed one; Strawberry's check has a fast
-# path for builtins only and then costs an isinstance pair and a failing
-# hasattr per object (3.6 % of a 100-user page's CPU).
-_AWAITABLE: dict[type, bool] = dict.fromkeys((type(None), bool, int, float, str, bytes, list, tuple, dict, set, frozenset), False)
-
-
-def is_awaitable(value: Any) -> bool:
-    kind = type(value)
-    known = _AWAITABLE.get(kind)
-    if known is not None:
-        return known
-    if kind is GeneratorType:
-        return bool(value.gi_code.co_flags & CO_ITERABLE_COROUTINE)
-    _AWAITABLE[kind] = answer = hasattr(kind, "__await__")
-    return answer
 
 
 _PLAIN_SCALARS = frozenset({"String", "ID", "Int", "Float", "Boolean"})
@@ -75,10 +53,6 @@ def use_default_resolvers(schema: Schema) -> int:
 
 
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.is_awaitable = is_awaitable  # type: ignore[assignment]
-
     def complete_list_value(
         self,
         return_type: Any,
@@ -99,4 +73,4 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
 
 
-__all__ = ["PermgraphExecutionContext", "is_awaitable", "use_default_resolvers"]
+__all__ = ["PermgraphExecutionContext", "use_default_resolvers"]

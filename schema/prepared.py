@@ -31,12 +31,13 @@ from graphql import (
     execute,
     get_operation_ast,
 )
+from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.utils.await_maybe import await_maybe
 
 from schema.errors import add_codes, log_errors, mask
-from schema.execution import PermgraphExecutionContext, is_awaitable
+from schema.execution import PermgraphExecutionContext
 from schema.viewer import _self_authorizing
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ async def execute_prepared(
                 variable_values=variables,
                 operation_name=operation_name,
                 executor_class=PermgraphExecutionContext,
-                is_awaitable=is_awaitable,  # type: ignore[arg-type]  # a bool-returning predicate, as Strawberry's
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # Strawberry's own, as its execute passes it
             )
         )
         data, errors = result.data, result.errors
