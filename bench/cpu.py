@@ -43,6 +43,8 @@ from schema.root import build_schema  # noqa: E402
 QUERIES = {
     "one user's permissions": ('{ user(id: "4242") { permissions } }', 3000),
     "one user's email and permissions": ('{ user(id: "4242") { email permissions } }', 2000),
+    "100 users, ids only": ('{ users(first: 100, after: "dXNlcjox") { edges { node { id } } } }', 300),
+    "100 users with permissions": ('{ users(first: 100, after: "dXNlcjox") { edges { node { id permissions } } } }', 300),
     "100 users with roles and permissions": (
         '{ users(first: 100, after: "dXNlcjox") { edges { node { id roles { name } permissions } } } }', 300),
 }

@@ -18,8 +18,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from api.cache import CountingConnection
+from api.cache import CountingConnection, encode_access
 from api.embedded import free_port
+from api.models import UserAccess
 from api.seed import seed
 from api.settings import Settings
 from api.state import State
@@ -407,3 +408,26 @@ async def test_a_selection_that_needs_the_row_reads_it(
     user = body["data"]["user"]
     assert user["permissions"] == ["permissions:read", "roles:read", "users:read"]
     assert user.get("email", "row@example.com") == "row@example.com" and user.get("createdAt", "x") != ""
+
+
+async def test_a_value_replaced_in_redis_is_read_anew(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    """Decoded values are remembered by their exact bytes; any other bytes under
+    the key (another instance's fill, garbage) are decoded again."""
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "memo@example.com", roles=["viewer"])
+    cache = resources["cache"]
+    for _ in range(2):
+        got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+        assert got[0] is not None and got[0].roles == ("viewer",)
+    epoch = (await redis_client.get("permissions:user:epoch")).decode()
+    other = UserAccess(uid, True, (2,), ("editor",), ("users:read", "users:write"))
+    await redis_client.set(f"permissions:user:{uid}", encode_access(other, epoch))
+    with counting_sql() as sql:
+        got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert got[0] is not None and got[0].roles == ("editor",) and sql.statements == []
+    corrupt = metric("permissions_cache_corrupt_entries_total")
+    await redis_client.set(f"permissions:user:{uid}", b'{"roles": "admin"}')
+    with counting_sql() as sql:
+        got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert got[0] is not None and got[0].roles == ("viewer",) and sql.permission_sql == 1
+    assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
