@@ -106,6 +106,7 @@ async def in_process(settings: Settings, sizes: list[int], reps: int) -> list[di
                     runs = max(3, reps // (1 if n < 1000 else 4))
                     for _ in range(runs):
                         await redis.flushdb()
+                        await cache.ensure_epoch()  # as an instance does at start
                         if temperature == "warm":
                             await fn(ids, db=db, cache=cache)
                         before = CountingConnection.round_trips
