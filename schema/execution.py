@@ -53,6 +53,15 @@ def use_default_resolvers(schema: Schema) -> int:
 
 
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def build_response(self, data: Any) -> Any:
+        """The executor holds helpers made of its own bound methods, a cycle: every
+        executor, with the context and all a request built, then waited for the
+        garbage collector instead of being freed when the request ended (~86
+        objects per request on the lane). Execution is over here: cut it."""
+        response = super().build_response(data)
+        self.async_helpers = None  # type: ignore[assignment]
+        return response
+
     def complete_list_value(
         self,
         return_type: Any,

@@ -47,11 +47,20 @@ if TYPE_CHECKING:
 
 
 class PreparedDocuments:
-    """Query documents that passed validation, by their exact text (LRU)."""
+    """Query documents that passed validation, by their exact text (LRU).
 
-    def __init__(self, maxsize: int = 512) -> None:
+    A document is kept from its second validation on: clients that inline
+    values into the text (`user(id: "42")`) send a new document almost every
+    time, and keeping each would only churn the LRU and hand the garbage
+    collector thousands of AST nodes to promote and later free. The first
+    sighting leaves only the text's hash behind (an int, which the collector
+    does not track)."""
+
+    def __init__(self, maxsize: int = 512, seen_max: int = 8192) -> None:
         self.maxsize = maxsize
+        self.seen_max = seen_max
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
 
     def get(self, query: str) -> DocumentNode | None:
         document = self._documents.get(query)
@@ -60,6 +69,12 @@ class PreparedDocuments:
         return document
 
     def remember(self, query: str, document: DocumentNode) -> None:
+        key = hash(query)
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > self.seen_max:
+                self._seen.popitem(last=False)
+            return
         self._documents[query] = document
         self._documents.move_to_end(query)
         while len(self._documents) > self.maxsize:
