@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import asyncpg
 
-from api.errors import ServiceUnavailable
+from api.errors import InvalidInput, ServiceUnavailable
 from api.metrics import SQL_STATEMENTS
 
 if TYPE_CHECKING:
@@ -46,6 +46,18 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 
+UNSTORABLE_TEXT = "Text input contains a character that cannot be stored (NUL or an unpaired surrogate)."
+
+
+def _unstorable_text(exc: asyncpg.exceptions.DataError) -> bool:
+    """Is this a client's text that PostgreSQL cannot store? A NUL in a text
+    parameter (22021), a \\u0000 escape in jsonb (22P05), or a str that is not
+    UTF-8 (a lone surrogate, which JSON carries as "\\ud800"): asyncpg refuses that
+    one itself, with a class-22 DataError caused by the UnicodeEncodeError."""
+    if isinstance(exc, asyncpg.exceptions.CharacterNotInRepertoireError | asyncpg.exceptions.UntranslatableCharacterError):
+        return True
+    return isinstance(exc.__cause__, UnicodeEncodeError)
+
 
 @cache
 def read_sql(name: str) -> str:
@@ -73,6 +85,11 @@ class Database:
         except UNAVAILABLE_ERRORS as exc:
             logger.warning("database unavailable: %s", type(exc).__name__)
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
+        except asyncpg.exceptions.DataError as exc:
+            # every statement runs here: the one place client text meets the database
+            if not _unstorable_text(exc):
+                raise
+            raise InvalidInput(UNSTORABLE_TEXT) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

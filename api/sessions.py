@@ -51,7 +51,10 @@ async def login(
     db: Database, tokens: TokenService, settings: Settings, email: str, password: str
 ) -> TokenPair | None:
     """A token pair, or None for every kind of failure (same answer, same cost)."""
-    row = await user_store.select_login_by_email(db, email.strip())
+    try:
+        row = await user_store.select_login_by_email(db, email.strip())
+    except InvalidInput:  # text PostgreSQL cannot store (a NUL): no such account
+        row = None
     locked = bool(row and row.locked_until and row.locked_until > datetime.now(UTC))
     # always verify (a dummy hash when the account is unknown or locked), so that
     # the time taken does not tell whether the account exists

@@ -1,15 +1,25 @@
-"""Relay-style cursors and page-size validation."""
+"""Relay-style cursors, ids and page-size validation.
+
+Ids and cursors are client text: only ASCII digits make a number (`str.isdigit`
+and `int` also take superscript, Arabic-Indic or fullwidth digits), and a cursor
+is valid only in the exact form `encode_cursor` gives it. Anything else is
+BAD_USER_INPUT.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import strawberry
 
 from api.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
+# an id: 1 to 18 ASCII digits (always within bigint); `re.ASCII` keeps \d to 0-9
+_ID = re.compile(r"\d{1,18}", re.ASCII)
+_MAX_CURSOR = 64  # far above any cursor encode_cursor makes
 
 
 @strawberry.type
@@ -28,13 +38,16 @@ def decode_cursor(kind: str, cursor: str | None) -> int:
     """The id after which the page starts (0 for no cursor)."""
     if cursor is None:
         return 0
-    try:
-        prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        key = int(value)
-    except (binascii.Error, UnicodeError, ValueError):
-        key = -1
-        prefix = ""
-    if prefix != kind or key < 0:
+    key = -1
+    if len(cursor) <= _MAX_CURSOR:
+        try:
+            prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        except (binascii.Error, UnicodeError, ValueError):
+            prefix = value = ""
+        if prefix == kind and _ID.fullmatch(value):
+            key = int(value)
+    # only the cursor encode_cursor makes: no padding variants, signs, zeros
+    if key < 0 or encode_cursor(kind, key) != cursor:
         raise InvalidInput(f"Malformed cursor: {cursor[:64]!r}.", argument="after")
     return key
 
@@ -50,8 +63,9 @@ def check_first(first: int | None, maximum: int) -> int:
 
 
 def parse_id(value: strawberry.ID | str, argument: str = "id") -> int:
+    """An id argument as an int: 1 to 18 ASCII digits, nothing else."""
     text = str(value)
-    if not text.isdigit() or len(text) > 18:
+    if not _ID.fullmatch(text):
         raise InvalidInput(f"{argument!r} is not a valid id: {text[:32]!r}.", argument=argument)
     return int(text)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
+from api.context import Context, Info
 from api.errors import InvalidInput, NotFound
 from api.store import users as user_store
 from schema.pagination import check_first, decode_cursor, parse_id
@@ -23,7 +23,11 @@ class UserQueries:
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
         ctx = info.context
         ctx.require_principal()
-        uid = parse_id(id)
+        try:
+            uid = parse_id(id)
+        except InvalidInput:
+            await _authorize(ctx)  # FORBIDDEN before a word about the argument
+            raise
         if entry_answers(info):
             # "what may this user do?": the permission entry answers it (and
             # whether the user exists) without the user's row: 1 MGET, no SQL
@@ -52,18 +56,27 @@ class UserQueries:
     ) -> UserConnection:
         ctx = info.context
         ctx.require_principal()
-        size = check_first(first, ctx.settings.max_page_size)
-        after_id = decode_cursor("user", after)
-        flt = user_store.UserFilter()
-        if filter is not None:
-            if filter.email_contains is not None and len(filter.email_contains) > 254:
-                raise InvalidInput("'emailContains' is too long.", argument="filter")
-            flt = user_store.UserFilter(filter.email_contains, filter.is_active, filter.role)
+        try:
+            size = check_first(first, ctx.settings.max_page_size)
+            after_id = decode_cursor("user", after)
+            flt = _store_filter(filter)
+        except InvalidInput:
+            await _authorize(ctx)  # FORBIDDEN before a word about the arguments
+            raise
+        texts = flt.email_contains is not None or flt.role is not None
+        if texts:
+            # client text goes into the SQL (a costly scan, or text the database
+            # refuses): only for a caller allowed to ask
+            await _authorize(ctx)
         rows = await user_store.select_page(ctx.db, after_id, flt, size + 1) if size else []
-        # the caller's entry rides in the same MGET as the page's (schema/viewer.py)
         page = rows[:size] if wants_access(info) else []
-        accesses = await ctx.load_viewer_with([r.id for r in page])
-        ctx.require("users:read")  # before any row is returned
+        if texts:
+            accesses = await ctx.load_access_page([r.id for r in page]) if page else []
+        else:
+            # the caller's entry rides in the same MGET as the page's (schema/viewer.py):
+            # the SQL before the check took only validated integers
+            accesses = await ctx.load_viewer_with([r.id for r in page])
+            ctx.require("users:read")  # before any row is returned
         return UserConnection.build(rows, size, after_id, count_users(info, flt), accesses if page else None)
 
     @strawberry.field(extensions=authenticated(), description="The caller.")
@@ -74,6 +87,21 @@ class UserQueries:
         if row is None:
             raise NotFound("The account no longer exists.")
         return User.from_row(row, access)
+
+
+def _store_filter(filter: UserFilter | None) -> user_store.UserFilter:
+    if filter is None:
+        return user_store.UserFilter()
+    if filter.email_contains is not None and len(filter.email_contains) > 254:
+        raise InvalidInput("'emailContains' is too long.", argument="filter")
+    return user_store.UserFilter(filter.email_contains, filter.is_active, filter.role)
+
+
+async def _authorize(ctx: Context) -> None:
+    """users:read, checked before anything else (these fields otherwise load the
+    caller's entry together with their page's, after their SQL)."""
+    await ctx.load_viewer()
+    ctx.require("users:read")
 
 
 __all__ = ["UserFilter", "UserQueries"]
