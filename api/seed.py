@@ -2,7 +2,8 @@
 
 Roles admin/editor/viewer with the base permissions, an admin account (password
 from ADMIN_PASSWORD, or generated and printed once), and optionally N synthetic
-users with 1-3 synthetic team roles each (deterministic; 10,000 in about a second).
+users with 1-3 synthetic team roles each, every 10th a viewer and every 50th an
+editor (deterministic; 10,000 in about a second).
 """
 
 from __future__ import annotations
@@ -49,26 +50,47 @@ class SeedResult:
 
 
 async def seed(con: asyncpg.Connection, *, admin_password: str | None = None, users: int = 0) -> SeedResult:
+    """Idempotent, and steerable by nobody: the built-in roles are found by their
+    stable key (`roles.builtin_key`), never by today's name, and what the seed did
+    once (`seed_mark`) it never does again, so on a database that has data it
+    changes nothing an admin made. Later versions' new built-in permissions are
+    added and granted to the built-in admin role, once, when they are created."""
     generated = None
+    admin_id: int | None = None
     async with con.transaction():
-        for code, description in PERMISSIONS.items():
-            await con.execute(read_sql("seed/upsert_permission"), code, description)
-        for name, (description, codes) in ROLES.items():
-            await con.execute(read_sql("seed/upsert_role"), name, description)
-            await con.execute(read_sql("seed/grant_by_name"), name, codes)
-        password = admin_password
-        if password is None:
-            password = generated = secrets.token_urlsafe(18)
-        row = await con.fetchrow(read_sql("seed/upsert_admin"), ADMIN_EMAIL, await hash_password(password))
-        assert row is not None  # noqa: S101 - upsert returns a row
-        await con.execute(read_sql("seed/assign_by_name"), row["id"], "admin")
-        if users:
+        await con.execute(read_sql("seed/lock"))
+        marks = {r["key"]: r["ref"] for r in await con.fetch(read_sql("seed_mark/select_all"))}
+        rows = await con.fetch(read_sql("seed/insert_missing_permissions"), list(PERMISSIONS), list(PERMISSIONS.values()))
+        created = {r["code"] for r in rows}
+        builtin = {r["builtin_key"]: r["id"] for r in await con.fetch(read_sql("seed/select_builtin_roles"))}
+        if "base" not in marks:
+            for key, (description, codes) in ROLES.items():
+                if key not in builtin:
+                    builtin[key] = await con.fetchval(read_sql("seed/insert_builtin_role"), key, key, description)
+                    await con.execute(read_sql("seed/grant_codes"), builtin[key], codes)
+            await con.execute(read_sql("seed_mark/insert"), "base", None)
+        elif created and "admin" in builtin:
+            # a built-in permission this version introduces: the built-in admin gets it
+            await con.execute(read_sql("seed/grant_codes"), builtin["admin"], sorted(created))
+        if "first_admin" not in marks:
+            password = admin_password
+            if password is None:
+                password = generated = secrets.token_urlsafe(18)
+            admin_id = await con.fetchval(read_sql("seed/insert_admin"), ADMIN_EMAIL, await hash_password(password))
+            if admin_id is not None and "admin" in builtin:
+                await con.execute(read_sql("seed/assign_role"), admin_id, builtin["admin"])
+            await con.execute(read_sql("seed_mark/insert"), "first_admin", admin_id)
+        if users > (marks.get("synthetic_users") or 0):
             await con.execute(read_sql("seed/synthetic_roles"), SYNTHETIC_ROLES, SYNTHETIC_PERMISSIONS)
             await con.execute(read_sql("seed/synthetic_grants"), SYNTHETIC_ROLES, SYNTHETIC_PERMISSIONS)
             await con.execute(read_sql("seed/synthetic_users"), users)
             await con.execute(read_sql("seed/synthetic_memberships"), SYNTHETIC_ROLES)
-    created = bool(row["created"])
-    return SeedResult(ADMIN_EMAIL, generated if created else None, created)
+            if {"viewer", "editor"} <= builtin.keys():
+                await con.execute(read_sql("seed/synthetic_builtin_memberships"), builtin["viewer"], builtin["editor"])
+            if "admin" in builtin:
+                await con.execute(read_sql("seed/grant_synthetic_to_role"), builtin["admin"])
+            await con.execute(read_sql("seed_mark/insert"), "synthetic_users", users)
+    return SeedResult(ADMIN_EMAIL, generated if admin_id is not None else None, admin_id is not None)
 
 
 async def _main(database_url: str, users: int) -> None:

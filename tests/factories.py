@@ -17,7 +17,10 @@ from api.main import create_app
 from api.settings import Settings
 from api.state import State
 
-APP_TABLES = "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users"
+APP_TABLES = (
+    "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
+    " seed_mark, granted_permission_code"
+)
 
 
 class StatementLog:

@@ -47,7 +47,7 @@ async def select_all(db: Database) -> list[PermissionRow]:
     return [_row(r) for r in await db.fetch(SELECT_ALL)]
 
 
-async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, PermissionRow]:
+async def select_by_ids(db: Executor, ids: Sequence[int]) -> dict[int, PermissionRow]:
     return {r["id"]: _row(r) for r in await db.fetch(SELECT_BY_IDS, list(ids))}
 
 

@@ -104,7 +104,7 @@ class AuthMutations:
             names = ("display_name", "avatar_url")
             await work.audit("user.update_self", "user", uid, snapshot(before, *names), snapshot(after, *names))
         forget(ctx.loaders.users_by_id, uid)
-        return UserPayload(user=User.from_row(after))
+        return UserPayload(target=after)
 
     @strawberry.mutation(extensions=authenticated(), description="Revokes every refresh token of the caller.")
     async def change_password(self, info: Info, current_password: str, new_password: str) -> ChangePasswordResult:

@@ -23,12 +23,7 @@ from schema.mutations.results import (
     PermissionPayload,
     not_found,
 )
-from schema.mutations.unit import (
-    Rollback,
-    ensure_guard_holder_remains,
-    lock_guard,
-    unit_of_work,
-)
+from schema.mutations.unit import Rollback, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
 from schema.types import Permission
@@ -59,17 +54,23 @@ class PermissionMutations:
             return rollback.result  # type: ignore[no-any-return]
         return PermissionPayload(permission=Permission.from_row(row))
 
-    @strawberry.mutation(extensions=needs("permissions:write"), description="Every holder loses it at once.")
+    @strawberry.mutation(
+        extensions=needs("permissions:write"),
+        description="Every holder loses it at once. Only a holder deletes a code; permgraph's own codes stay.",
+    )
     async def delete_permission(self, info: Info, id: strawberry.ID) -> DeletePermissionResult:
         pid = parse_id(id)
         try:
             async with unit_of_work(info.context) as work:
-                await lock_guard(work)
+                rules = await work.rules()
+                found = await permission_store.select_by_ids(work.con, [pid])
+                if pid not in found:
+                    raise rules.unknown("permission", pid)
+                await rules.delete_permission(pid, found[pid].code)
                 holders = await role_store.holders_of_permission(work.con, pid)
                 row = await permission_store.delete(work.con, pid)
-                if row is None:
-                    raise Rollback(not_found("permission", pid))
-                await ensure_guard_holder_remains(work)
+                assert row is not None  # noqa: S101 - privilege changes are serialised
+                await rules.guard_holder_remains()
                 await work.audit("permission.delete", "permission", pid, {"code": row.code, "holders": len(holders)}, None)
                 work.invalidate(holders)
         except Rollback as rollback:

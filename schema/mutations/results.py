@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from api.context import Info
+from api.models import RoleRow, UserRow
+from schema.permissions import check
 from schema.types import Permission, Role, User
 
 
@@ -32,14 +35,47 @@ class NotAllowedError:
     missing_permissions: list[str]
 
 
+def _user(info: Info, row: UserRow) -> User:
+    """A user in a mutation's result shows what the read API would show the
+    caller: with users:read, or being that user; otherwise FORBIDDEN (the field
+    is null, the mutation's outcome stands)."""
+    check(info, "users:read", row.id)
+    return User.from_row(row)
+
+
+def _role(info: Info, row: RoleRow) -> Role:
+    check(info, "roles:read")
+    return Role.from_row(row)
+
+
+_USER = "The user as the read API shows it: needs users:read, or being this user."
+_ROLE = "The role as the read API shows it: needs roles:read."
+
+
 @strawberry.type
 class UserPayload:
-    user: User
+    target: strawberry.Private[UserRow]
+
+    @strawberry.field
+    def user_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.target.id))
+
+    @strawberry.field(description=_USER)
+    def user(self, info: Info) -> User | None:
+        return _user(info, self.target)
 
 
 @strawberry.type
 class RolePayload:
-    role: Role
+    role_row: strawberry.Private[RoleRow]
+
+    @strawberry.field
+    def role_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.role_row.id))
+
+    @strawberry.field(description=_ROLE)
+    def role(self, info: Info) -> Role | None:
+        return _role(info, self.role_row)
 
 
 @strawberry.type
@@ -49,16 +85,40 @@ class PermissionPayload:
 
 @strawberry.type
 class RoleAssignment:
-    user: User
-    role: Role
+    target: strawberry.Private[UserRow]
+    role_row: strawberry.Private[RoleRow]
     changed: bool = strawberry.field(description="False when the call changed nothing (idempotent).")
+
+    @strawberry.field
+    def user_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.target.id))
+
+    @strawberry.field(description=_USER)
+    def user(self, info: Info) -> User | None:
+        return _user(info, self.target)
+
+    @strawberry.field
+    def role_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.role_row.id))
+
+    @strawberry.field(description=_ROLE)
+    def role(self, info: Info) -> Role | None:
+        return _role(info, self.role_row)
 
 
 @strawberry.type
 class RoleGrant:
-    role: Role
+    role_row: strawberry.Private[RoleRow]
     permission: Permission
     changed: bool
+
+    @strawberry.field
+    def role_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.role_row.id))
+
+    @strawberry.field(description=_ROLE)
+    def role(self, info: Info) -> Role | None:
+        return _role(info, self.role_row)
 
 
 @strawberry.type

@@ -30,20 +30,11 @@ from schema.mutations.results import (
     RoleAssignment,
     RoleGrant,
     RolePayload,
-    not_found,
 )
-from schema.mutations.unit import (
-    Rollback,
-    Work,
-    ensure_actor_holds,
-    ensure_guard_holder_remains,
-    lock_guard,
-    snapshot,
-    unit_of_work,
-)
+from schema.mutations.unit import Rollback, Work, snapshot, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
-from schema.types import Permission, Role, User
+from schema.types import Permission
 
 RoleAssignmentResult = Annotated[
     RoleAssignment | NotFoundError | NotAllowedError, strawberry.union("RoleAssignmentResult")
@@ -72,9 +63,12 @@ class UpdateRoleInput:
 
 
 async def _locked_role(work: Work, role_id: int) -> RoleRow:
+    """The role, locked; after the delegation lock, so unknown and forbidden
+    look the same to a caller who may not read roles."""
+    rules = await work.rules()
     role = await role_store.select_for_update(work.con, role_id)
     if role is None:
-        raise Rollback(not_found("role", role_id))
+        raise rules.unknown("role", role_id)
     return role
 
 
@@ -101,26 +95,30 @@ async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawb
     ctx = info.context
     try:
         async with unit_of_work(ctx) as work:
-            if not assign:
-                await lock_guard(work)
-            role = await _locked_role(work, rid)
+            rules = await work.rules()
             user = await user_store.select_for_update(work.con, uid)
             if user is None:
-                raise Rollback(not_found("user", uid))
+                raise rules.unknown("user", uid)
+            role = await _locked_role(work, rid)
+            role_codes = await _codes_of_role(work, rid)
+            # the user before, and after: plus the role's codes when assigned
+            await rules.change_user(uid, gaining=role_codes if assign else ())
             if assign:
-                await ensure_actor_holds(work, await _codes_of_role(work, rid))
                 changed = await role_store.assign(work.con, uid, rid, ctx.viewer_id)
             else:
                 changed = await role_store.unassign(work.con, uid, rid)
                 if changed:
-                    await ensure_guard_holder_remains(work)
+                    await rules.guard_holder_remains()
             if changed:
-                action = "user.assign_role" if assign else "user.remove_role"
-                await work.audit(action, "user", uid, None, {"role_id": rid, "role": role.name})
+                role_ref = {"role_id": rid, "role": role.name}
+                if assign:
+                    await work.audit("user.assign_role", "user", uid, None, role_ref)
+                else:
+                    await work.audit("user.remove_role", "user", uid, role_ref, None)
                 work.invalidate([uid])
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]
-    return RoleAssignment(user=User.from_row(user), role=Role.from_row(role), changed=changed)
+    return RoleAssignment(target=user, role_row=role, changed=changed)
 
 
 async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant: bool) -> RoleGrantResult:
@@ -131,27 +129,30 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
     ctx = info.context
     try:
         async with unit_of_work(ctx) as work:
-            if not grant:
-                await lock_guard(work)
+            rules = await work.rules()
             role = await _locked_role(work, rid)
             permission = await permission_store.select_by_code(work.con, code)
             if permission is None:
                 raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field="code"))
+            before = await _codes_of_role(work, rid)
+            after = {*before, code} if grant else set(before) - {code}
+            await rules.change_role(rid, before, after=after, holders_lose=not grant)
             if grant:
-                await ensure_actor_holds(work, [code])
                 changed = await role_store.grant(work.con, rid, permission.id)
             else:
                 changed = await role_store.revoke(work.con, rid, permission.id)
                 if changed:
-                    await ensure_guard_holder_remains(work)
+                    await rules.guard_holder_remains()
             if changed:
-                action = "role.grant_permission" if grant else "role.revoke_permission"
-                await work.audit(action, "role", rid, None, {"permission": code})
+                if grant:
+                    await work.audit("role.grant_permission", "role", rid, None, {"permission": code})
+                else:
+                    await work.audit("role.revoke_permission", "role", rid, {"permission": code}, None)
                 work.invalidate(await role_store.holders(work.con, rid))
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]
     forget(ctx.loaders.permissions_by_role_id, rid)
-    return RoleGrant(role=Role.from_row(role), permission=Permission.from_row(permission), changed=changed)
+    return RoleGrant(role_row=role, permission=Permission.from_row(permission), changed=changed)
 
 
 @strawberry.type
@@ -172,8 +173,9 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
+                rules = await work.rules()
                 permission_ids = await _resolve_codes(work, input.permission_codes, "permissionCodes")
-                await ensure_actor_holds(work, input.permission_codes)
+                await rules.grant(input.permission_codes)
                 role = await role_store.insert(work.con, input.name, input.description)
                 if role is None:
                     raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name"))
@@ -182,7 +184,7 @@ class RoleMutations:
                 await work.audit("role.create", "role", role.id, None, after)
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        return RolePayload(role=Role.from_row(role))
+        return RolePayload(role_row=role)
 
     @strawberry.mutation(extensions=needs("roles:write"), description="A rename refreshes the holders' cached entries.")
     async def update_role(self, info: Info, id: strawberry.ID, input: UpdateRoleInput) -> RoleResult:
@@ -197,6 +199,7 @@ class RoleMutations:
         try:
             async with unit_of_work(ctx) as work:
                 before = await _locked_role(work, rid)
+                await (await work.rules()).change_role(rid, await _codes_of_role(work, rid))
                 try:
                     async with work.con.transaction():  # savepoint: a taken name is a result
                         role = await role_store.update(work.con, rid, input.name, input.description)
@@ -209,7 +212,7 @@ class RoleMutations:
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
         forget(ctx.loaders.roles_by_id, rid)
-        return RolePayload(role=Role.from_row(role))
+        return RolePayload(role_row=role)
 
     @strawberry.mutation(extensions=needs("roles:write"), description="Holders lose the role's permissions at once.")
     async def delete_role(self, info: Info, id: strawberry.ID) -> DeleteResult:
@@ -217,12 +220,13 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
-                await lock_guard(work)
+                rules = await work.rules()
                 role = await _locked_role(work, rid)
                 holders = await role_store.holders(work.con, rid)
                 codes = await _codes_of_role(work, rid)
+                await rules.change_role(rid, codes, after=(), holders_lose=True)
                 await role_store.delete(work.con, rid)
-                await ensure_guard_holder_remains(work)
+                await rules.guard_holder_remains()
                 before = {**snapshot(role, "name", "description"), "permissions": codes, "holders": len(holders)}
                 await work.audit("role.delete", "role", rid, before, None)
                 work.invalidate(holders)
@@ -245,21 +249,21 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
-                await lock_guard(work)
+                rules = await work.rules()
                 role = await _locked_role(work, rid)
                 before = await _codes_of_role(work, rid)
                 permission_ids = await _resolve_codes(work, codes, "codes")
-                await ensure_actor_holds(work, set(codes) - set(before))
-                await role_store.replace_grants(work.con, rid, permission_ids)
                 after = sorted(set(codes))
+                await rules.change_role(rid, before, after=after, holders_lose=not set(before) <= set(after))
+                await role_store.replace_grants(work.con, rid, permission_ids)
                 if after != sorted(before):
-                    await ensure_guard_holder_remains(work)
+                    await rules.guard_holder_remains()
                     await work.audit("role.set_permissions", "role", rid, {"permissions": sorted(before)}, {"permissions": after})
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
         forget(ctx.loaders.permissions_by_role_id, rid)
-        return RolePayload(role=Role.from_row(role))
+        return RolePayload(role_row=role)
 
 
 __all__ = ["RoleMutations"]

@@ -1,4 +1,8 @@
-"""One mutation = one transaction + audit rows + exact invalidation after commit."""
+"""One mutation = one transaction + audit rows + exact invalidation after commit.
+
+The delegation rule (api/delegation.py) runs inside that transaction; its
+refusals become the mutation's `NotAllowedError` / `NotFoundError` results.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from api.store import audit as audit_store, roles as role_store
+from api import delegation
+from api.store import audit as audit_store
 from loaders.factory import forget
-from schema.mutations.results import NotAllowedError
+from schema.mutations.results import NotAllowedError, not_found
 
 if TYPE_CHECKING:
     import asyncpg
@@ -37,6 +42,15 @@ class Work:
     stale_all: bool = False
     ticket: Ticket | None = None
     confirmed: bool = True  # False: Redis missed the invalidation; the outbox replays it
+    _rules: delegation.Delegation | None = None
+
+    async def rules(self) -> delegation.Delegation:
+        """The delegation rule for this transaction (api/delegation.py): takes the
+        lock that serialises privilege changes and reads the caller as committed.
+        Call it before reading the subject."""
+        if self._rules is None:
+            self._rules = await delegation.begin(self.con, self.ctx.viewer_id)
+        return self._rules
 
     async def audit(self, action: str, target_type: str, target_id: int | str, before: Any, after: Any) -> None:
         await audit_store.insert(self.con, self.ctx.viewer_id, action, target_type, target_id, before, after)
@@ -52,7 +66,12 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
     it marked stale (recorded in the outbox inside the transaction)."""
     async with ctx.db.transaction() as con:
         work = Work(con, ctx)
-        yield work
+        try:
+            yield work
+        except delegation.Denied as denied:  # rolls the transaction back
+            raise Rollback(NotAllowedError(message=denied.message, missing_permissions=denied.missing)) from None
+        except delegation.Unknown as unknown:
+            raise Rollback(not_found(unknown.entity, unknown.ident)) from None
         if work.stale_all or work.stale:
             work.ticket = await ctx.invalidator.record(con, None if work.stale_all else sorted(work.stale))
     # committed
@@ -73,49 +92,4 @@ def snapshot(obj: Any, *names: str) -> dict[str, Any]:
 
 
 
-GUARDED_PERMISSION = "roles:write"
-PERMISSION_ADMIN = "permissions:write"
-
-
-async def lock_guard(work: Work) -> None:
-    """Call before a change that may take privileges away."""
-    await role_store.lock_guard(work.con)
-
-
-async def ensure_guard_holder_remains(work: Work) -> None:
-    """Roll back when no active user would hold roles:write any more."""
-    if await role_store.count_active_holders(work.con, GUARDED_PERMISSION) == 0:
-        raise Rollback(
-            NotAllowedError(
-                message=f"This would leave nobody holding {GUARDED_PERMISSION!r}.",
-                missing_permissions=[],
-            )
-        )
-
-
-async def ensure_actor_holds(work: Work, codes: Iterable[str]) -> None:
-    """Nobody grants what they do not hold themselves. One exception, or a new
-    permission could never be granted: a holder of permissions:write (who defines
-    permissions) may grant one that no active user holds yet."""
-    access = work.ctx.viewer_access()
-    missing = sorted(set(codes) - access.permissions)
-    if missing and PERMISSION_ADMIN in access.permissions:
-        missing = [c for c in missing if await role_store.count_active_holders(work.con, c) > 0]
-    if missing:
-        raise Rollback(
-            NotAllowedError(
-                message="You cannot grant permissions you do not hold: " + ", ".join(missing) + ".",
-                missing_permissions=missing,
-            )
-        )
-
-
-__all__ = [
-    "Rollback",
-    "Work",
-    "ensure_actor_holds",
-    "ensure_guard_holder_remains",
-    "lock_guard",
-    "snapshot",
-    "unit_of_work",
-]
+__all__ = ["Rollback", "Work", "snapshot", "unit_of_work"]

@@ -18,18 +18,10 @@ from schema.mutations.results import (
     NotAllowedError,
     NotFoundError,
     UserPayload,
-    not_found,
 )
-from schema.mutations.unit import (
-    Rollback,
-    ensure_guard_holder_remains,
-    lock_guard,
-    snapshot,
-    unit_of_work,
-)
+from schema.mutations.unit import Rollback, snapshot, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
-from schema.types import User
 
 PROFILE = ("email", "display_name", "avatar_url", "is_active")
 
@@ -37,7 +29,7 @@ CreateUserResult = Annotated[
     UserPayload | InvalidInputError | ConflictError, strawberry.union("CreateUserResult")
 ]
 UpdateUserResult = Annotated[
-    UserPayload | NotFoundError | InvalidInputError | ConflictError,
+    UserPayload | NotFoundError | InvalidInputError | ConflictError | NotAllowedError,
     strawberry.union("UpdateUserResult"),
 ]
 SetUserActiveResult = Annotated[
@@ -64,17 +56,17 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
     uid = parse_id(id)
     try:
         async with unit_of_work(info.context) as work:
-            if not active:
-                await lock_guard(work)
+            rules = await work.rules()
             before = await user_store.select_for_update(work.con, uid)
             if before is None:
-                raise Rollback(not_found("user", uid))
+                raise rules.unknown("user", uid)
+            await rules.change_user(uid)
             if before.is_active == active:
-                return UserPayload(user=User.from_row(before))
+                return UserPayload(target=before)
             after = await user_store.set_active(work.con, uid, active=active)
             assert after is not None  # noqa: S101 - row locked above
             if not active:
-                await ensure_guard_holder_remains(work)
+                await rules.guard_holder_remains()
             await work.audit(
                 "user.reactivate" if active else "user.deactivate", "user", uid,
                 snapshot(before, "is_active"), snapshot(after, "is_active"),
@@ -83,7 +75,7 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]
     forget(info.context.loaders.users_by_id, uid)
-    return UserPayload(user=User.from_row(after))
+    return UserPayload(target=after)
 
 
 @strawberry.type
@@ -116,7 +108,7 @@ class UserMutations:
                 work.invalidate([row.id])
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
-        return UserPayload(user=User.from_row(row))
+        return UserPayload(target=row)
 
     @strawberry.mutation(extensions=needs("users:write"), description="Profile fields only: no permission change.")
     async def update_user(self, info: Info, id: strawberry.ID, input: UpdateUserInput) -> UpdateUserResult:
@@ -130,9 +122,11 @@ class UserMutations:
             return problem
         try:
             async with unit_of_work(info.context) as work:
+                rules = await work.rules()
                 before = await user_store.select_for_update(work.con, uid)
                 if before is None:
-                    raise Rollback(not_found("user", uid))
+                    raise rules.unknown("user", uid)
+                await rules.change_user(uid)
                 after = await user_store.update_profile(
                     work.con, uid, input.display_name, input.avatar_url or None,
                     clear_avatar=input.avatar_url == "",
@@ -148,7 +142,7 @@ class UserMutations:
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]
         forget(info.context.loaders.users_by_id, uid)
-        return UserPayload(user=User.from_row(after))
+        return UserPayload(target=after)
 
     @strawberry.mutation(extensions=needs("users:write"), description="The user's tokens stop working at once.")
     async def deactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:

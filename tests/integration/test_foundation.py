@@ -64,8 +64,22 @@ async def test_seed_prints_a_generated_password_once_and_makes_synthetic_users(e
     assert not second.admin_created and second.admin_password is None
     assert await empty_db.fetchval("select count(*) from users") == 51  # idempotent
     counts = [r["n"] for r in await empty_db.fetch(
-        "select count(*) n from user_roles ur join users u on u.id = ur.user_id where u.email like 'user%' group by ur.user_id")]
+        "select count(*) n from user_roles ur join users u on u.id = ur.user_id join roles r on r.id = ur.role_id"
+        " where u.email like 'user%' and r.name like 'team-%' group by ur.user_id")]
     assert len(counts) == 50 and set(counts) <= {1, 2, 3} and {1, 2, 3} <= set(counts)
+    # the demo roles have holders: every 10th synthetic user a viewer, every 50th an editor
+    holders = dict(await empty_db.fetch(
+        "select r.name, count(*) from user_roles ur join roles r on r.id = ur.role_id group by r.name"))
+    assert holders["viewer"] == 4 and holders["editor"] == 1 and holders["admin"] == 1
+    # the demo admin holds every seeded permission (it may assign every role)
+    missing = await empty_db.fetchval(
+        "select count(*) from permissions p where not exists (select 1 from role_permissions rp"
+        " join roles r on r.id = rp.role_id where r.builtin_key = 'admin' and rp.permission_id = p.id)")
+    assert missing == 0
+    # a restart inserts nothing: no identity value is used up
+    before = await empty_db.fetchval("select last_value from users_id_seq")
+    await seed(empty_db, users=50)
+    assert await empty_db.fetchval("select last_value from users_id_seq") == before
     assert await empty_db.fetchval("select count(*) from users where lower(email) = lower($1)", ADMIN_EMAIL) == 1
 
 

@@ -1,7 +1,7 @@
 -- params: $1 int user_count
--- returns: nothing. Users userN@example.com, N = 1..$1 (idempotent)
+-- returns: nothing. Users userN@example.com, N = 1..$1 (idempotent; a skipped row uses up no id)
 insert into users (email, display_name, avatar_url)
 select format('user%s@example.com', g), format('User %s', g),
        format('https://avatars.example.com/%s.png', g)
 from generate_series(1, $1) g
-on conflict ((lower(email))) do nothing
+where not exists (select 1 from users u where lower(u.email) = format('user%s@example.com', g))

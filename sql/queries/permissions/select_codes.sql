@@ -1,0 +1,3 @@
+-- params: none
+-- returns: code text (every permission code that exists)
+select code from permissions

@@ -1,0 +1,216 @@
+"""No escalation: the attacker's sequences of issue 11 (R1-R4), each refused with
+a typed result and leaving nothing changed, and two delegates racing to remove
+the last holders of roles:write. The stateful search is in test_delegation_machine.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+
+from api.seed import seed
+from api.settings import Settings
+from tests.conftest import ADMIN_PASSWORD
+from tests.factories import codes, gql, token_for
+
+ALL_READS = ["users:read", "roles:read", "permissions:read"]
+
+
+async def delegate(pool: asyncpg.Pool, settings: Settings, name: str, perms: list[str], *, active: bool = True) -> tuple[int, int, str]:
+    """A user holding one role of its own with `perms`: (user id, role id, token)."""
+    async with pool.acquire() as con:
+        role_id = await con.fetchval("insert into roles (name) values ($1) returning id", name)
+        await con.execute(
+            "insert into role_permissions select $1, id from permissions where code = any($2::text[])", role_id, perms
+        )
+        user_id = await con.fetchval(
+            "insert into users (email, is_active) values ($1, $2) returning id", f"{name}@example.com", active
+        )
+        await con.execute("insert into user_roles (user_id, role_id) values ($1, $2)", user_id, role_id)
+    return user_id, role_id, token_for(user_id, settings)
+
+
+async def held(pool: asyncpg.Pool, user_id: int) -> list[str]:
+    async with pool.acquire() as con:
+        return list(await con.fetchval(
+            "select coalesce(array_agg(distinct p.code order by p.code), '{}') from user_roles ur"
+            " join role_permissions rp on rp.role_id = ur.role_id join permissions p on p.id = rp.permission_id"
+            " where ur.user_id = $1", user_id,
+        ))
+
+
+async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:
+    """Everything a privilege change could touch."""
+    async with pool.acquire() as con:
+        return (
+            await con.fetch("select user_id, role_id from user_roles order by 1, 2"),
+            await con.fetch("select role_id, permission_id from role_permissions order by 1, 2"),
+            await con.fetch("select id, name from roles order by id"),
+            await con.fetch("select id, code from permissions order by id"),
+            await con.fetch("select id, email, is_active from users order by id"),
+            await con.fetchval("select count(*) from audit_log"),
+        )
+
+
+async def mutate(client: httpx.AsyncClient, token: str, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = await gql(client, document, variables, token=token)
+    return next(iter(body["data"].values()))  # type: ignore[no-any-return]
+
+
+async def role_id(pool: asyncpg.Pool, key: str) -> int:
+    async with pool.acquire() as con:
+        return int(await con.fetchval("select id from roles where builtin_key = $1", key))
+
+
+ASSIGN = "mutation($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r) { __typename ... on NotAllowedError { message missingPermissions } } }"
+REMOVE = "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } ... on NotAllowedError { message } } }"
+GRANT = "mutation($r: ID!, $c: String!) { grantPermission(roleId: $r, code: $c) { __typename ... on RoleGrant { changed } ... on NotAllowedError { message missingPermissions } } }"
+REVOKE = "mutation($r: ID!, $c: String!) { revokePermission(roleId: $r, code: $c) { __typename ... on NotAllowedError { message } } }"
+RENAME = "mutation($r: ID!, $n: String!) { updateRole(id: $r, input: {name: $n}) { __typename ... on NotAllowedError { message } } }"
+DELETE_ROLE = "mutation($r: ID!) { deleteRole(id: $r) { __typename ... on NotAllowedError { message } } }"
+CREATE_PERMISSION = "mutation($c: String!) { createPermission(code: $c) { __typename ... on PermissionPayload { permission { id } } } }"
+DELETE_PERMISSION = "mutation($p: ID!) { deletePermission(id: $p) { __typename ... on NotAllowedError { message } ... on Deleted { affectedUsers } } }"
+DEACTIVATE = "mutation($u: ID!) { deactivateUser(id: $u) { __typename ... on NotAllowedError { message } } }"
+SET_EMAIL = "mutation($u: ID!, $e: String!) { updateUser(id: $u, input: {email: $e}) { __typename ... on NotAllowedError { message } } }"
+
+
+async def test_r1_the_seed_follows_stable_keys_not_names_or_emails(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    mallory, own_role, token = await delegate(pool, settings, "mallory", ["roles:write", "users:write", *ALL_READS])
+    admin_role = await role_id(pool, "admin")
+    before = await snapshot(pool)
+    # through the API the renames and the e-mail move are refused outright
+    assert (await mutate(client, token, RENAME, {"r": str(admin_role), "n": "admin-old"}))["__typename"] == "NotAllowedError"
+    assert (await mutate(client, token, SET_EMAIL, {"u": "1", "e": "old-admin@example.com"}))["__typename"] == "NotAllowedError"
+    assert await snapshot(pool) == before
+    # and when an admin really did rename them (or psql did), a restart's seed
+    # changes nothing: it finds its roles by key and ran once
+    async with pool.acquire() as con:
+        await con.execute("update roles set name = 'admin-old' where id = $1", admin_role)
+        await con.execute("update roles set name = 'admin' where id = $1", own_role)
+        await con.execute("update users set email = 'old-admin@example.com' where id = 1")
+        await con.execute("update users set email = 'admin@permgraph.local' where id = $1", mallory)
+        before = await snapshot(pool)
+        result = await seed(con, admin_password=ADMIN_PASSWORD, users=0)
+    assert not result.admin_created and result.admin_password is None
+    after = await snapshot(pool)
+    assert after[:5] == before[:5]
+    assert await held(pool, mallory) == sorted(["roles:write", "users:write", *ALL_READS])
+
+
+async def test_r2_permission_codes_cannot_be_laundered(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, admin_token: str) -> None:
+    _, own_role, token = await delegate(pool, settings, "mallory", ["roles:write", "permissions:write", *ALL_READS])
+    async with pool.acquire() as con:
+        audit_read = await con.fetchval("select id from permissions where code = 'audit:read'")
+        api_keys = await con.fetchval("select id from permissions where code = 'api_keys:read'")
+    grant = await mutate(client, token, GRANT, {"r": str(own_role), "c": "audit:read"})
+    assert grant["__typename"] == "NotAllowedError" and grant["missingPermissions"] == ["audit:read"]
+    before = await snapshot(pool)
+    # a code permgraph checks itself is never deleted; any other only by a holder
+    refused = await mutate(client, token, DELETE_PERMISSION, {"p": str(audit_read)})
+    assert refused["__typename"] == "NotAllowedError" and "cannot be deleted" in refused["message"]
+    assert (await mutate(client, token, DELETE_PERMISSION, {"p": str(api_keys)}))["__typename"] == "NotAllowedError"
+    assert await snapshot(pool) == before
+    # the admin retires a code that was granted; re-created, it is still not grantable
+    assert (await mutate(client, admin_token, DELETE_PERMISSION, {"p": str(api_keys)}))["__typename"] == "Deleted"
+    assert (await mutate(client, token, CREATE_PERMISSION, {"c": "api_keys:read"}))["__typename"] == "PermissionPayload"
+    again = await mutate(client, token, GRANT, {"r": str(own_role), "c": "api_keys:read"})
+    assert again["__typename"] == "NotAllowedError" and again["missingPermissions"] == ["api_keys:read"]
+    # a code never granted to anyone is the one exception (or it could never be granted)
+    assert (await mutate(client, token, CREATE_PERMISSION, {"c": "reports:read"}))["__typename"] == "PermissionPayload"
+    assert (await mutate(client, token, GRANT, {"r": str(own_role), "c": "reports:read"}))["changed"] is True
+    assert "audit:read" not in await held(pool, 2) and "api_keys:read" not in await held(pool, 2)
+
+
+async def test_r3_delegates_cannot_strip_those_above_them(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    _, _, roles_token = await delegate(pool, settings, "rolesmgr", ["roles:write", *ALL_READS])
+    _, _, users_token = await delegate(pool, settings, "usersmgr", ["users:write", *ALL_READS])
+    admin_role = await role_id(pool, "admin")
+    before = await snapshot(pool)
+    attempts = [
+        (roles_token, REMOVE, {"u": "1", "r": str(admin_role)}),
+        (roles_token, REVOKE, {"r": str(admin_role), "c": "audit:read"}),
+        (roles_token, REVOKE, {"r": str(admin_role), "c": "roles:read"}),  # even a code the delegate holds
+        (roles_token, DELETE_ROLE, {"r": str(admin_role)}),
+        (roles_token, RENAME, {"r": str(admin_role), "n": "was-admin"}),
+        (users_token, DEACTIVATE, {"u": "1"}),
+        (users_token, SET_EMAIL, {"u": "1", "e": "mine@example.com"}),
+    ]
+    for token, document, variables in attempts:
+        result = await mutate(client, token, document, variables)
+        assert result["__typename"] == "NotAllowedError", (document, result)
+        assert "permissions you do not hold" in result["message"]
+    assert await snapshot(pool) == before
+    # a holder whose every permission the delegate holds may be changed by it
+    async with pool.acquire() as con:
+        viewer = await con.fetchval("insert into users (email) values ('v@example.com') returning id")
+        await con.execute("insert into user_roles select $1, id from roles where builtin_key = 'viewer'", viewer)
+    assert (await mutate(client, users_token, DEACTIVATE, {"u": str(viewer)}))["__typename"] == "UserPayload"
+    assert (await mutate(client, roles_token, REMOVE, {"u": str(viewer), "r": str(await role_id(pool, "viewer"))}))["changed"] is True
+
+
+async def test_r3_a_team_role_the_admin_relies_on_cannot_be_emptied(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    """A permission the admin holds only through a role the delegate controls
+    fully is still the admin's: revoking it would strip someone above."""
+    _, _, token = await delegate(pool, settings, "teamlead", ["roles:write", "api_keys:read", *ALL_READS])
+    _, team_role, _ = await delegate(pool, settings, "team", ["api_keys:read"])
+    async with pool.acquire() as con:
+        await con.execute("delete from role_permissions where permission_id = (select id from permissions where code = 'api_keys:read')"
+                          " and role_id = (select id from roles where builtin_key = 'admin')")
+        await con.execute("insert into user_roles values (1, $1)", team_role)
+    before = await snapshot(pool)
+    for document, variables in [(REVOKE, {"r": str(team_role), "c": "api_keys:read"}), (DELETE_ROLE, {"r": str(team_role)})]:
+        assert (await mutate(client, token, document, variables))["__typename"] == "NotAllowedError"
+    assert await snapshot(pool) == before
+    assert "api_keys:read" in await held(pool, 1)
+
+
+async def test_r4_payloads_show_only_what_the_caller_may_read(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    _, _, token = await delegate(pool, settings, "blind", ["roles:write", "users:write"])
+    async with pool.acquire() as con:
+        bob = await con.fetchval("insert into users (email, display_name) values ('bob@example.com', 'Bob') returning id")
+    viewer_role = await role_id(pool, "viewer")
+    document = """mutation($u: ID!, $r: ID!) {
+      removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed userId roleId user { email displayName } role { name } } }
+    }"""
+    body = await gql(client, document, {"u": str(bob), "r": str(viewer_role)}, token=token, expect_errors=True)
+    assert body["data"]["removeRole"] == {
+        "__typename": "RoleAssignment", "changed": False, "userId": str(bob), "roleId": str(viewer_role), "user": None, "role": None,
+    }
+    assert sorted(codes(body)) == ["FORBIDDEN", "FORBIDDEN"]
+    assert "bob@example.com" not in str(body) and "Bob" not in str(body)
+    reactivate = "mutation($u: ID!) { reactivateUser(id: $u) { __typename ... on UserPayload { user { email } } } }"
+    body = await gql(client, reactivate, {"u": str(bob)}, token=token, expect_errors=True)
+    assert body["data"]["reactivateUser"] == {"__typename": "UserPayload", "user": None} and codes(body) == ["FORBIDDEN"]
+    # an unknown id and a forbidden one answer alike to a caller who may not read users
+    unknown = await mutate(client, token, DEACTIVATE, {"u": "999999"})
+    forbidden = await mutate(client, token, DEACTIVATE, {"u": "1"})
+    assert unknown == {"__typename": "NotAllowedError", "message": "You may not change user 999999."}
+    assert forbidden == {"__typename": "NotAllowedError", "message": "You may not change user 1."}
+    missing_role = await mutate(client, token, REMOVE, {"u": str(bob), "r": "999999"})
+    assert missing_role == {"__typename": "NotAllowedError", "message": "You may not change role 999999."}
+
+
+async def test_two_delegates_racing_to_remove_the_last_two_holders_one_wins(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    for attempt in range(5):
+        alice, a_role, alice_token = await delegate(pool, settings, f"alice{attempt}", ["roles:write", *ALL_READS])
+        bob, b_role, bob_token = await delegate(pool, settings, f"bob{attempt}", ["roles:write", *ALL_READS])
+        async with pool.acquire() as con:
+            # the admin is away: alice and bob are the only active holders of roles:write
+            await con.execute("update users set is_active = false where id = 1")
+            await con.execute("update users set is_active = false where email like 'alice%' and id <> $1", alice)
+            await con.execute("update users set is_active = false where email like 'bob%' and id <> $1", bob)
+        first, second = await asyncio.gather(
+            mutate(client, alice_token, REMOVE, {"u": str(bob), "r": str(b_role)}),
+            mutate(client, bob_token, REMOVE, {"u": str(alice), "r": str(a_role)}),
+        )
+        outcomes = sorted([first["__typename"], second["__typename"]])
+        assert outcomes == ["NotAllowedError", "RoleAssignment"], (first, second)
+        async with pool.acquire() as con:
+            holders = await con.fetchval(
+                "select count(distinct u.id) from users u join user_roles ur on ur.user_id = u.id"
+                " join role_permissions rp on rp.role_id = ur.role_id join permissions p on p.id = rp.permission_id"
+                " where p.code = 'roles:write' and u.is_active"
+            )
+        assert holders == 1
