@@ -25,7 +25,12 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
-from hypothesis import HealthCheck, event, settings as hypothesis_settings, strategies as st
+from hypothesis import (
+    HealthCheck,
+    event,
+    settings as hypothesis_settings,
+    strategies as st,
+)
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from api.main import create_app
