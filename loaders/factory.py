@@ -6,11 +6,12 @@ cache) is read inside the permission batch function, never here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -28,6 +29,53 @@ if TYPE_CHECKING:
     from api.cache import PermissionCache
     from api.db import Database
     from api.models import PermissionRow, RoleRow, UserAccess, UserRow
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """Strawberry's DataLoader, except that a caller cancelled while it waits
+    cancels only its own wait, never the load.
+
+    `load` hands every caller of a key the same future. graphql-core cancels the
+    pending fields next to one that failed (`gather_with_cancel`), and cancelling
+    a task cancels the future it is waiting on: here the shared one. Every other
+    field waiting for that key, elsewhere in the response, then raised
+    CancelledError, which is no Exception: no GraphQL error handling caught it,
+    and the client got a plain-text HTTP 500. Each caller now waits behind its
+    own `asyncio.shield`: the load goes on, and the others get its value (a key
+    already loaded returns its future as it is).
+
+    And a batch function that ends in a CancelledError it did not ask for (its
+    batch task is not being cancelled: it awaited something another task
+    cancelled) fails its keys with `LoadCancelled`, an error of the response:
+    Strawberry's dispatch catches only Exceptions, and would leave every waiter
+    of the batch pending for ever."""
+
+    def __init__(
+        self,
+        load_fn: Callable[[list[K]], Awaitable[Sequence[V | BaseException]]],
+        max_batch_size: int | None = None,
+    ) -> None:
+        async def guarded(keys: list[K]) -> Sequence[V | BaseException]:
+            try:
+                return await load_fn(keys)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                raise LoadCancelled(f"a load of {len(keys)} keys was cancelled") from exc
+
+        super().__init__(guarded, max_batch_size=max_batch_size)
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
+class LoadCancelled(RuntimeError):
+    """A batch function was cancelled by something other than its own batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +103,14 @@ def create_loaders(
 ) -> Loaders:
     access_fn = partial(load_access_one_by_one if per_user else load_access_by_user_id, db=db, cache=cache)
     return Loaders(
-        access_by_user_id=DataLoader(access_fn, max_batch_size=max_batch_size),
+        access_by_user_id=SharedLoader(access_fn, max_batch_size=max_batch_size),
         access_batch=access_fn,
-        users_by_id=DataLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),
-        roles_by_id=DataLoader(partial(load_roles_by_id, db=db)),
-        permissions_by_role_id=DataLoader(partial(load_permissions_by_role_id, db=db)),
-        members_by_role=DataLoader(partial(load_members_by_role, db=db)),
-        member_counts_by_role=DataLoader(partial(load_member_counts_by_role, db=db)),
+        users_by_id=SharedLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),
+        roles_by_id=SharedLoader(partial(load_roles_by_id, db=db)),
+        permissions_by_role_id=SharedLoader(partial(load_permissions_by_role_id, db=db)),
+        members_by_role=SharedLoader(partial(load_members_by_role, db=db)),
+        member_counts_by_role=SharedLoader(partial(load_member_counts_by_role, db=db)),
     )
 
 
-__all__ = ["Loaders", "create_loaders", "forget"]
+__all__ = ["LoadCancelled", "Loaders", "SharedLoader", "create_loaders", "forget"]

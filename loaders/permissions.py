@@ -69,16 +69,37 @@ async def load_access_by_user_id(
                 await cache.fill(read, fresh)
     except BaseException as exc:
         for future in owned.values():
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()  # this batch was abandoned: the waiters load it themselves
+            else:
                 future.set_exception(exc)
                 future.exception()  # retrieved: waiters, if any, re-raise it
         raise
     finally:
         for key in owned:
             cache.inflight.pop(key, None)
-    for u, future in waiting.items():
-        fresh[u] = await future
+    if waiting:
+        fresh.update(await _wait_for_others(waiting, db))
     return [hits[u] if u in hits else fresh[u] for u in user_ids]
+
+
+async def _wait_for_others(
+    waiting: dict[int, asyncio.Future[UserAccess | None]], db: Database
+) -> dict[int, UserAccess | None]:
+    """The entries other batches are loading. Waited for without `await future`:
+    cancelling this batch must not cancel a future another request's batch owns
+    (and its other waiters with it). A batch that was itself cancelled before it
+    loaded leaves its futures cancelled: those users are loaded here (no
+    write-back: the next read fills them)."""
+    await asyncio.wait(waiting.values())
+    orphans = [u for u, future in waiting.items() if future.cancelled()]
+    out = {u: future.result() for u, future in waiting.items() if not future.cancelled()}
+    if orphans:
+        loaded = await store.select_access_by_user_ids(db, orphans)
+        out.update({u: loaded.get(u) for u in orphans})
+    return out
 
 
 __all__ = ["load_access_by_user_id"]

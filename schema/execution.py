@@ -9,9 +9,16 @@ identity, so the list is returned as it is. Anything else takes the general path
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLString
+from graphql import (
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLString,
+)
 from strawberry.schema import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -52,7 +59,36 @@ def use_default_resolvers(schema: Schema) -> int:
     return changed
 
 
+class StrayCancellation(RuntimeError):
+    """A CancelledError reached the top of execution while the request itself was
+    not being cancelled: something awaited a future that another task cancelled."""
+
+
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """graphql-core turns every Exception of a resolver into a located error,
+        but asyncio.CancelledError is no Exception: one that escaped here (a field
+        awaiting a future that a cancelled sibling took down with it: see
+        loaders/factory.py `SharedLoader`) ended the request in a plain-text HTTP
+        500. The last line of defence: it becomes an error of the response (masked
+        and logged as unexpected), unless this request is itself being cancelled."""
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            return self._no_stray_cancellation(result)
+        return result
+
+    async def _no_stray_cancellation(self, result: Any) -> Any:
+        try:
+            return await result
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            stray = StrayCancellation("a load was cancelled under a running request")
+            stray.__cause__ = exc
+            self.collected_errors.add(GraphQLError(str(stray), original_error=stray), None)
+            return self.build_response(None)
+
     def build_response(self, data: Any) -> Any:
         """The executor holds helpers made of its own bound methods, a cycle: every
         executor, with the context and all a request built, then waited for the
@@ -82,4 +118,4 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
 
 
-__all__ = ["PermgraphExecutionContext", "use_default_resolvers"]
+__all__ = ["PermgraphExecutionContext", "StrayCancellation", "use_default_resolvers"]
