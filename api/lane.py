@@ -5,11 +5,12 @@ FastAPI routing and dependency solving, Starlette's middleware stack and
 Strawberry's HTTP view and extension runner were about a third of the CPU of a
 small query (bench/README.md, "Profiles"). This ASGI layer sits in front of the
 app and takes only the plain case: a JSON body `{"query", "variables"?,
-"operationName"?}` whose text `schema/prepared.py` already knows as a valid
-query, and credentials that verify. Everything else (first sight of a
-document, mutations, GraphiQL, bad JSON, bad or missing credentials' errors,
-batches, other paths) goes to the app unchanged, with the body replayed, so
-there is one place that decides each of those answers.
+"operationName"?, "extensions"?}` (of extensions, only `cost`: schema/limits.py)
+whose text `schema/prepared.py` already knows as a valid query, and credentials
+that verify. Everything else (first sight of a document, mutations, GraphiQL,
+bad JSON, bad or missing credentials' errors, batches, other paths) goes to the
+app unchanged, with the body replayed, so there is one place that decides each
+of those answers.
 
 The response is what the full path returns for the same request: the same
 context (api/context.py), the same caller-entry loading, the same error
@@ -25,6 +26,7 @@ import orjson
 from api.context import context_for
 from api.errors import AppError
 from api.metrics import GRAPHQL_PREPARED
+from schema.limits import cost_requested
 from schema.prepared import execute_prepared, prepared_query
 
 if TYPE_CHECKING:
@@ -32,8 +34,9 @@ if TYPE_CHECKING:
 
     from schema.errors import PermgraphSchema
 
-_KEYS = frozenset({"query", "variables", "operationName"})
+_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _JSON = b"application/json"
+_EXTENSIONS = frozenset({"cost"})  # request extensions the lane knows (schema/limits.py)
 
 
 class GraphQLLane:
@@ -86,8 +89,11 @@ class GraphQLLane:
             return None
         if not (operation_name is None or type(operation_name) is str):
             return None
-        document = prepared_query(self.schema.prepared, query, operation_name)
-        if document is None:
+        extensions = payload.get("extensions")
+        if not (extensions is None or (type(extensions) is dict and extensions.keys() <= _EXTENSIONS)):
+            return None  # what the lane does not know, the app answers
+        prepared = prepared_query(self.schema.prepared, query, operation_name)
+        if prepared is None:
             return None
         try:
             context = context_for(scope["state"], authorization, request_id)
@@ -95,7 +101,13 @@ class GraphQLLane:
             return None
         GRAPHQL_PREPARED.inc()
         result = await execute_prepared(
-            self.graphql_schema, document, context=context, variables=variables, operation_name=operation_name
+            self.graphql_schema,
+            prepared.document,
+            context=context,
+            variables=variables,
+            operation_name=operation_name,
+            want_cost=cost_requested(extensions),
+            costs=prepared.costs,
         )
         return orjson.dumps(result)
 

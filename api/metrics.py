@@ -67,6 +67,12 @@ GRAPHQL_PREPARED = Counter(
     "Query requests served by the fast lane (a document validated before; api/lane.py)",
 )
 
+QUERY_REFUSED = Counter(
+    "graphql_queries_refused_total",
+    "Query documents refused by a limit before validation or execution (schema/limits.py), by limit",
+    ["limit"],
+)
+
 GC_PAUSE = Histogram(
     "python_gc_pause_seconds",
     "Time spent in each garbage collection, by generation",
@@ -93,6 +99,7 @@ def install_gc_timer() -> None:
 __all__ = [
     "GC_PAUSE",
     "GRAPHQL_PREPARED",
+    "QUERY_REFUSED",
     "install_gc_timer",
     "BREAKER_OPEN",
     "CACHE_CORRUPT",

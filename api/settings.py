@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     max_tokens: int = Field(2000, ge=10)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_page_size: int = Field(1000, ge=1)
+    # Refused with QUERY_TOO_COMPLEX before the work they bound (schema/limits.py):
+    # a document's shape before validation, a query's cost before execution
+    # (nodes: objects the answer may hold; cost: times a list is resolved)
+    max_directives_per_location: int = Field(5, ge=1)
+    max_directives: int = Field(50, ge=1)
+    max_selections_per_set: int = Field(100, ge=1)
+    max_selections: int = Field(500, ge=1)
+    max_query_nodes: int = Field(50_000, ge=1)
+    max_query_cost: int = Field(2_000, ge=1)
     # queries whose document validated before skip FastAPI's and Strawberry's
     # HTTP layers (api/lane.py); false: every request takes the full path
     graphql_fast_lane: bool = True

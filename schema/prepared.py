@@ -38,12 +38,24 @@ from strawberry.utils.await_maybe import await_maybe
 
 from schema.errors import add_codes, log_errors, mask
 from schema.execution import PermgraphExecutionContext
+from schema.limits import QueryCost, query_cost
 from schema.viewer import _self_authorizing
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
 
     from api.context import Context
+
+
+class Prepared:
+    """A document known to be valid, and the costs of its operations that do not
+    depend on variables, by (operation name, max page size) (schema/limits.py)."""
+
+    __slots__ = ("costs", "document")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.costs: dict[tuple[str | None, int], QueryCost] = {}
 
 
 class PreparedDocuments:
@@ -59,14 +71,18 @@ class PreparedDocuments:
     def __init__(self, maxsize: int = 512, seen_max: int = 8192) -> None:
         self.maxsize = maxsize
         self.seen_max = seen_max
-        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._documents: OrderedDict[str, Prepared] = OrderedDict()
         self._seen: OrderedDict[int, None] = OrderedDict()
 
-    def get(self, query: str) -> DocumentNode | None:
-        document = self._documents.get(query)
-        if document is not None:
+    def entry(self, query: str) -> Prepared | None:
+        entry = self._documents.get(query)
+        if entry is not None:
             self._documents.move_to_end(query)
-        return document
+        return entry
+
+    def get(self, query: str) -> DocumentNode | None:
+        entry = self.entry(query)
+        return None if entry is None else entry.document
 
     def remember(self, query: str, document: DocumentNode) -> None:
         key = hash(query)
@@ -75,7 +91,8 @@ class PreparedDocuments:
             if len(self._seen) > self.seen_max:
                 self._seen.popitem(last=False)
             return
-        self._documents[query] = document
+        if query not in self._documents:
+            self._documents[query] = Prepared(document)
         self._documents.move_to_end(query)
         while len(self._documents) > self.maxsize:
             self._documents.popitem(last=False)
@@ -99,16 +116,16 @@ class RememberValid(SchemaExtension):
 
 def prepared_query(
     prepared: PreparedDocuments, query: str, operation_name: str | None
-) -> DocumentNode | None:
-    """The document when it may take the prepared path: known, and the operation
-    it selects is a query."""
-    document = prepared.get(query)
-    if document is None:
+) -> Prepared | None:
+    """The prepared document when it may take the prepared path: known, and the
+    operation it selects is a query."""
+    entry = prepared.entry(query)
+    if entry is None:
         return None
-    operation = get_operation_ast(document, operation_name)
+    operation = get_operation_ast(entry.document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY:
         return None
-    return document
+    return entry
 
 
 async def execute_prepared(
@@ -118,12 +135,33 @@ async def execute_prepared(
     context: Context,
     variables: dict[str, Any] | None,
     operation_name: str | None,
+    want_cost: bool = False,
+    costs: dict[tuple[str | None, int], QueryCost] | None = None,
 ) -> dict[str, Any]:
-    """Execute a prepared query; return the response body as a client sees it."""
+    """Execute a prepared query; return the response body as a client sees it.
+    Its cost is checked first (schema/limits.py: the document passed the shape
+    limits when it was validated, the cost may depend on the variables), and
+    reported in `extensions.cost` when `want_cost`. `costs`: where to keep the
+    cost when variables do not change it (`Prepared.costs`)."""
     data: Any = None
     errors: list[GraphQLError] | None
+    extensions: dict[str, Any] | None = None
+    operation = get_operation_ast(document, operation_name)
+    if operation is not None:
+        settings = context.settings
+        key = (operation_name, settings.max_page_size)
+        cost = None if costs is None else costs.get(key)
+        if cost is None:
+            cost = query_cost(schema, document, operation, variables, settings.max_page_size)
+            if cost.static and costs is not None:
+                costs[key] = cost
+        refused = cost.error(settings)
+        if refused is not None:
+            return add_codes({"data": None, "errors": [refused.formatted]})
+        if want_cost:
+            extensions = {"cost": cost.report(settings)}
     try:
-        if context.principal is not None and not _self_authorizing(get_operation_ast(document, operation_name)):
+        if context.principal is not None and not _self_authorizing(operation):
             await context.load_viewer()
         result = await await_maybe(
             execute(
@@ -144,7 +182,9 @@ async def execute_prepared(
         log_errors(errors, context.request_id)
         response["errors"] = [mask(e, context.request_id).formatted for e in errors]
         add_codes(response)
+    if extensions is not None:
+        response["extensions"] = extensions
     return response
 
 
-__all__ = ["PreparedDocuments", "RememberValid", "execute_prepared", "prepared_query"]
+__all__ = ["Prepared", "PreparedDocuments", "RememberValid", "execute_prepared", "prepared_query"]

@@ -14,12 +14,12 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import PermgraphSchema, ShapeErrors
 from schema.execution import PermgraphExecutionContext, use_default_resolvers
+from schema.limits import LimitedValidation
 from schema.mutations.auth import AuthMutations
 from schema.mutations.permissions import PermissionMutations
 from schema.mutations.roles import RoleMutations
@@ -62,7 +62,9 @@ def build_schema(
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
         *[(lambda ext=ext: ext) for ext in shared],
-        lambda: ValidationCache(maxsize=512),
+        # validation, with the shape limits before it and the cost limit after it
+        # (schema/limits.py; the limits are settings, read from the context)
+        lambda: LimitedValidation(maxsize=512),
         LoadViewer,
         ShapeErrors,
         lambda: RememberValid(prepared),

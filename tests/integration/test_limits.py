@@ -1,17 +1,34 @@
-"""Failures that stay inside the response: a failed load cancels nothing else."""
+"""Limits a client cannot get around, and failures that stay inside the response:
+the query cost computed before execution, a failed load that cancels nothing
+else, and document shapes refused before validation."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
+import orjson
 import pytest
+import redis.asyncio as aioredis
+import strawberry.schema.schema as strawberry_schema
+from graphql import validate as graphql_validate
 
 from api.errors import ServiceUnavailable
+from api.seed import seed
+from api.settings import Settings
 from api.store import roles as role_store, users as user_store
-from tests.factories import codes, metric
+from tests.factories import (
+    app_with,
+    codes,
+    counting_sql,
+    insert_user,
+    metric,
+    token_for,
+)
 
 LANE = "graphql_prepared_requests_total"
 
@@ -96,3 +113,186 @@ async def test_a_load_that_ends_in_a_stray_cancellation_is_an_error_of_the_respo
         assert body["data"] == {"me": {"email": "admin@permgraph.local"}, "user": None}
         assert codes(body) == ["INTERNAL_SERVER_ERROR"]
         assert body["errors"][0]["path"] == ["user", "roles", 0, "description"]
+
+
+# -- the cost, before execution (issue 12, item 3) -------------------------------
+
+
+async def mgets(redis_client: aioredis.Redis) -> int:
+    stats = await redis_client.info("commandstats")
+    return int(stats.get("cmdstat_mget", {}).get("calls", 0))
+
+
+FAN_OUT = (
+    "{ roles { name members(first: null) { edges { node { createdAt roles { description"
+    " members(first: null) { edges { node { email permissions } } } } } } } } }"
+)
+
+
+async def test_the_fan_out_query_is_refused_with_its_cost_before_any_io(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    redis_client: aioredis.Redis,
+) -> None:
+    async with pool.acquire() as con:
+        await seed(con, users=200)
+        viewer = await insert_user(con, "viewer@example.com", roles=["viewer"])
+    before = await mgets(redis_client)
+    with counting_sql() as sql:
+        response = await post(client, FAN_OUT, token_for(viewer, settings))
+    body = response.json()
+    assert response.status_code == 200 and body["data"] is None
+    assert codes(body) == ["QUERY_TOO_COMPLEX"]
+    # roles 20, members 20 x 20, roles 400 x 20, members 8,000 x 20 (DEFAULT_PAGE_SIZE each)
+    cost = {"nodes": 168_420, "maxNodes": 50_000, "cost": 8_421, "maxCost": 2_000}
+    assert body["errors"][0]["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "cost": cost,
+    }
+    message = body["errors"][0]["message"]
+    assert all(str(n) in message for n in cost.values()), message
+    assert sql.statements == []  # nothing ran: not even the caller's entry
+    assert await mgets(redis_client) == before
+
+
+async def test_a_cost_that_depends_on_variables_is_checked_on_each_request_on_both_paths(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    query = (
+        "query($n: Int) { roles { members(first: $n) { edges { node { roles"
+        " { members(first: $n) { edges { node { email } } } } } } } } }"
+    )
+    allowed = await both_paths(client, query, admin_token, variables={"n": 2})
+    assert all(r.status_code == 200 and "errors" not in r.json() for r in allowed)
+    # the third request took the lane: the same text, now with a page that costs too much
+    body = orjson.loads(allowed[0].request.content)
+    body["variables"] = {"n": 50}
+    before = metric(LANE)
+    refused = await client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert metric(LANE) == before + 1
+    assert codes(refused.json()) == ["QUERY_TOO_COMPLEX"]
+    # 20 + 20 x 50 + 1,000 x 20 + 20,000 x 50
+    assert refused.json()["errors"][0]["extensions"]["cost"]["nodes"] == 1_021_020
+    body["query"] += " "  # a new text: the full path says the same
+    again = await client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert again.json() == refused.json()
+
+
+async def test_the_cost_of_an_answered_query_is_in_extensions_on_request(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    query = "{ users(first: 100) { edges { node { email roles { name } } } } roles { name } }"
+    # users: 100 + 100 x 20 roles; roles: 20. Lists resolved: 1 + 100 + 1
+    cost = {"nodes": 2_120, "maxNodes": 50_000, "cost": 102, "maxCost": 2_000}
+    for response in await both_paths(
+        client, query, admin_token, extensions={"cost": True}
+    ):
+        body = response.json()
+        assert "errors" not in body and body["extensions"] == {"cost": cost}
+    for response in await both_paths(client, query, admin_token):
+        assert "extensions" not in response.json()  # only on request
+
+
+async def test_pages_the_readme_and_the_tests_ask_for_stay_allowed(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    for query in (
+        '{ users(first: 1000) { edges { node { id permissions hasPermission(code: "users:read") roles { name } } } } }',
+        "{ roles { id name description permissions { code } members(first: 10) { totalCount edges { node { email } } } }"
+        " permissions { code description } auditLog(first: 20) { entries { action } endCursor hasNextPage } }",
+    ):
+        body = (await post(client, query, admin_token)).json()
+        assert "errors" not in body, body
+
+
+# -- the document's shape, before validation (issue 12, items 5 and 6) -----------
+
+
+@pytest.fixture
+async def prod_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_with(settings, environment="prod", graphql_ide=None) as (app, _):
+        yield app
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the runs of graphql-core's `validate` (through Strawberry's
+    validation step, cache misses included)."""
+    runs: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return graphql_validate(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counted)
+    return runs
+
+
+def unique(document: str) -> str:
+    """A document never seen: no cache answers it (the validation cache compares
+    documents by their syntax tree, so a new comment is not enough)."""
+    return document.replace("query ", f"query u{uuid.uuid4().hex}", 1)
+
+
+SHAPES = [
+    # 990 unknown directives on one field
+    ("query q1 { __typename " + "@aa " * 990 + "}", "directivesPerLocation", 990, 5),
+    # 5 directives on each of 11 fields: 55 in the document
+    (
+        "query q1 { "
+        + " ".join(f"f{i}: __typename" + " @include(if: true)" * 5 for i in range(11))
+        + " }",
+        "directives",
+        55,
+        50,
+    ),
+    # 1,000 copies of one field
+    ("query q2 { " + "__typename " * 1000 + "}", "selectionsPerSet", 1000, 100),
+    # 6 sets of 100 copies, each set within its limit: 606 selections in the document
+    (
+        "query q2 { "
+        + " ".join(f"a{i}: me {{ " + "id " * 100 + "}" for i in range(6))
+        + " }",
+        "selections",
+        606,
+        500,
+    ),
+]
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+@pytest.mark.parametrize(
+    ("document", "limit", "found", "maximum"), SHAPES, ids=[s[1] for s in SHAPES]
+)
+async def test_documents_over_a_shape_limit_are_refused_before_validation(
+    client: httpx.AsyncClient,
+    prod_client: httpx.AsyncClient,
+    validations: list[int],
+    profile: str,
+    document: str,
+    limit: str,
+    found: int,
+    maximum: int,
+) -> None:
+    body = (
+        await post(prod_client if profile == "prod" else client, unique(document))
+    ).json()
+    assert body["data"] is None and codes(body) == ["QUERY_TOO_COMPLEX"]
+    assert body["errors"][0]["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "limit": limit,
+        "found": found,
+        "max": maximum,
+    }
+    assert f"{found} (at most {maximum})" in body["errors"][0]["message"]
+    assert validations == []  # refused before validation ran
+    # the spy does see a document within the limits being validated
+    assert (await post(client, unique("query { __typename }"))).json() == {
+        "data": {"__typename": "Query"}
+    }
+    assert validations == [1]
