@@ -37,13 +37,14 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from api.metrics import (
     BREAKER_OPEN,
     CACHE_CORRUPT,
     CACHE_INVALIDATIONS,
     CACHE_STALE_WRITES_REFUSED,
+    POOL_EXHAUSTED,
     REDIS_ERRORS,
     REDIS_ROUND_TRIPS,
 )
@@ -77,6 +78,12 @@ for j = 0, (#KEYS - 1) / 2 - 1 do
 end
 return refused
 """
+
+
+def _pool_exhausted(exc: BaseException) -> bool:
+    """redis-py's answer when its pool has no free connection: a ConnectionError
+    (MaxConnectionsError in recent versions) raised before anything is sent."""
+    return isinstance(exc, RedisConnectionError) and str(exc) == "Too many connections"
 
 
 class InvalidationFailed(Exception):
@@ -299,6 +306,13 @@ class PermissionCache:
             async with asyncio.timeout(budget or self.budget):
                 result = await fn()
         except _REDIS_FAILURES as exc:
+            if _pool_exhausted(exc):
+                # every connection of this process's pool is in use: Redis itself
+                # is fine, so this is a miss but no failure of Redis (the breaker
+                # would turn the cache off for everyone)
+                POOL_EXHAUSTED.labels("redis").inc()
+                logger.warning("redis pool exhausted, treating %s as a miss", op)
+                return None
             REDIS_ERRORS.labels(op).inc()
             self.breaker.failure()
             logger.warning("redis %s failed, treating as a miss: %s", op, type(exc).__name__)

@@ -38,17 +38,20 @@ class Context(BaseContext):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.db = db
+        # the request's share of each pool: a bounded number of its statements and
+        # of its Redis calls in flight at once (api/db.py, loaders/factory.py)
+        self.db = db.for_request()
         self.cache = cache
         self.invalidator = invalidator
         self.tokens = tokens
         self.principal = principal
         self.request_id = request_id
         self.loaders: Loaders = create_loaders(
-            db,
+            self.db,
             cache,
             settings.loader_max_batch_size,
             per_user=settings.permissions_loader == "per_user",
+            redis_slots=max(1, int(settings.redis_max_connections * settings.request_pool_share)),
         )
         self.viewer: UserAccess | None = None  # loaded by `load_viewer` before execution
 

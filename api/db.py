@@ -7,6 +7,7 @@ and one transaction. Every statement lives in a `.sql` file loaded by `read_sql`
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import asyncpg
 
-from api.errors import InvalidInput, ServiceUnavailable
-from api.metrics import SQL_STATEMENTS
+from api.errors import InvalidInput, ServiceBusy, ServiceUnavailable
+from api.metrics import POOL_EXHAUSTED, SQL_STATEMENTS
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -71,18 +72,40 @@ def read_sql(name: str) -> str:
 
 
 class Database:
-    """The pool plus the conventions around it (timeouts, error mapping, counting)."""
+    """The pool plus the conventions around it (timeouts, error mapping, counting).
+
+    Each request works through its own view (`for_request`): the same pool, but
+    at most `request_slots` of its connections running the request's statements
+    at once, so that one request cannot starve the others."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.pool = pool
         self.acquire_timeout = settings.db_acquire_timeout_s
+        self.request_slots = max(1, int(settings.db_pool_max_size * settings.request_pool_share))
+        self._slots: asyncio.Semaphore | None = None
+
+    def for_request(self) -> Database:
+        """A view for one request. Its statements (`fetch`, `fetchrow`,
+        `fetchval`) wait for one of the request's slots; a transaction does not
+        (a request runs its mutations one at a time, and a statement inside one
+        runs on the transaction's connection), so nothing waits while holding."""
+        view = copy.copy(self)
+        view._slots = asyncio.Semaphore(self.request_slots)
+        return view
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        acquired = False
         try:
             async with self.pool.acquire(timeout=self.acquire_timeout) as con:
+                acquired = True
                 yield con  # type: ignore[misc]  # a pool proxy behaves as its Connection
         except UNAVAILABLE_ERRORS as exc:
+            if not acquired and isinstance(exc, TimeoutError) and self._exhausted():
+                # every connection is open and in use: the database answers, we are busy
+                POOL_EXHAUSTED.labels("postgres").inc()
+                logger.warning("database pool exhausted: no connection within %.2f s", self.acquire_timeout)
+                raise ServiceBusy("The service is busy; retry shortly.") from exc
             logger.warning("database unavailable: %s", type(exc).__name__)
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
         except asyncpg.exceptions.DataError as exc:
@@ -91,21 +114,34 @@ class Database:
                 raise
             raise InvalidInput(UNSTORABLE_TEXT) from exc
 
+    def _exhausted(self) -> bool:
+        pool = self.pool
+        return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._slots is None:
+            async with self.connection() as con:
+                yield con
+        else:
+            async with self._slots, self.connection() as con:
+                yield con
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self.connection() as con, con.transaction():
             yield con
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async with self.connection() as con:
+        async with self._statement() as con:
             return await con.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        async with self.connection() as con:
+        async with self._statement() as con:
             return await con.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self.connection() as con:
+        async with self._statement() as con:
             return await con.fetchval(sql, *args)
 
     async def close(self) -> None:

@@ -6,6 +6,7 @@
     ├── Unauthenticated           UNAUTHENTICATED      no/invalid/revoked credentials
     ├── Forbidden                 FORBIDDEN            authenticated, missing a permission
     └── ServiceUnavailable        SERVICE_UNAVAILABLE  PostgreSQL unreachable or too slow
+        └── ServiceBusy           SERVICE_BUSY         every pool connection in use: retry shortly
 
 Every AppError is "expected": its message goes to the client as written. Anything
 else is masked as INTERNAL_SERVER_ERROR (schema/errors.py). Expected outcomes of
@@ -51,6 +52,12 @@ class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class ServiceBusy(ServiceUnavailable):
+    """The database answers, but no pool connection came free in time."""
+
+    code = "SERVICE_BUSY"
+
+
 def is_expected(error: BaseException | None) -> bool:
     return isinstance(error, AppError)
 
@@ -60,6 +67,7 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "NotFound",
+    "ServiceBusy",
     "ServiceUnavailable",
     "Unauthenticated",
     "is_expected",

@@ -72,6 +72,11 @@ QUERY_REFUSED = Counter(
     "Query documents refused by a limit before validation or execution (schema/limits.py), by limit",
     ["limit"],
 )
+POOL_EXHAUSTED = Counter(
+    "pool_exhausted_total",
+    "Waits for a pool connection that found every connection in use (answered SERVICE_BUSY or a cache miss), by pool",
+    ["pool"],
+)
 
 GC_PAUSE = Histogram(
     "python_gc_pause_seconds",
@@ -99,6 +104,7 @@ def install_gc_timer() -> None:
 __all__ = [
     "GC_PAUSE",
     "GRAPHQL_PREPARED",
+    "POOL_EXHAUSTED",
     "QUERY_REFUSED",
     "install_gc_timer",
     "BREAKER_OPEN",

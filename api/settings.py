@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     max_selections: int = Field(500, ge=1)
     max_query_nodes: int = Field(50_000, ge=1)
     max_query_cost: int = Field(2_000, ge=1)
+    # the share of each pool (PostgreSQL, Redis) one request may use at once
+    request_pool_share: float = Field(0.25, gt=0, le=1)
     # queries whose document validated before skip FastAPI's and Strawberry's
     # HTTP layers (api/lane.py); false: every request takes the full path
     graphql_fast_lane: bool = True

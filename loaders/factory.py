@@ -99,9 +99,22 @@ def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
 
 
 def create_loaders(
-    db: Database, cache: PermissionCache, max_batch_size: int, *, per_user: bool = False
+    db: Database,
+    cache: PermissionCache,
+    max_batch_size: int,
+    *,
+    per_user: bool = False,
+    redis_slots: int | None = None,
 ) -> Loaders:
-    access_fn = partial(load_access_one_by_one if per_user else load_access_by_user_id, db=db, cache=cache)
+    """The loaders of one request. `db` is the request's view of the pool (it
+    bounds the request's statements: api/db.py `Database.for_request`);
+    `redis_slots` bounds the request's Redis calls in flight, so that one request
+    cannot take the whole Redis pool (None: unbounded, for tools)."""
+    if per_user:
+        access_fn = partial(load_access_one_by_one, db=db, cache=cache)
+    else:
+        gate = None if redis_slots is None else asyncio.Semaphore(redis_slots)
+        access_fn = partial(load_access_by_user_id, db=db, cache=cache, gate=gate)
     return Loaders(
         access_by_user_id=SharedLoader(access_fn, max_batch_size=max_batch_size),
         access_batch=access_fn,

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from api.metrics import CACHE_HITS, CACHE_MISSES, LOADER_BATCH_SIZE, LOADER_SQL_SECONDS
@@ -25,12 +26,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_UNGATED = nullcontext()
+
 
 async def load_access_by_user_id(
-    user_ids: Sequence[int], *, db: Database, cache: PermissionCache
+    user_ids: Sequence[int], *, db: Database, cache: PermissionCache, gate: asyncio.Semaphore | None = None
 ) -> list[UserAccess | None]:
+    """`gate`: the request's share of the Redis pool (loaders/factory.py), held for
+    each Redis call; the SQL is bounded by the request's `db` view."""
     LOADER_BATCH_SIZE.observe(len(user_ids))
-    read = await cache.read(user_ids)
+    async with gate or _UNGATED:
+        read = await cache.read(user_ids)
     hits = read.hits if read is not None else {}
     misses = list(dict.fromkeys(u for u in user_ids if u not in hits))
     CACHE_HITS.inc(len(user_ids) - len(misses))  # a repeated key counts as a hit
@@ -66,7 +72,8 @@ async def load_access_by_user_id(
             if read is not None:
                 if cache.before_fill is not None:  # test seam: pause between read and write-back
                     await cache.before_fill(mine)
-                await cache.fill(read, fresh)
+                async with gate or _UNGATED:
+                    await cache.fill(read, fresh)
     except BaseException as exc:
         for future in owned.values():
             if future.done():

@@ -1,5 +1,6 @@
 """Limits a client cannot get around, and failures that stay inside the response:
-the query cost computed before execution, a failed load that cancels nothing
+the query cost computed before execution, each request's share of the pools,
+pool exhaustion told apart from an outage, a failed load that cancels nothing
 else, and document shapes refused before validation."""
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from graphql import validate as graphql_validate
 from api.errors import ServiceUnavailable
 from api.seed import seed
 from api.settings import Settings
-from api.store import roles as role_store, users as user_store
+from api.store import (
+    permissions as permission_store,
+    roles as role_store,
+    users as user_store,
+)
 from tests.factories import (
     app_with,
     codes,
@@ -208,6 +213,136 @@ async def test_pages_the_readme_and_the_tests_ask_for_stay_allowed(
     ):
         body = (await post(client, query, admin_token)).json()
         assert "errors" not in body, body
+
+
+# -- each request's share of the pools (issue 12, item 3) ------------------------
+
+LOCK = 4242  # an advisory lock the test holds: statements that wait for it hold their connection
+
+
+async def waiting_on_the_lock(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as con:
+        return int(
+            await con.fetchval(
+                "select count(*) from pg_locks where locktype = 'advisory' and objid = $1 and not granted",
+                LOCK,
+            )
+        )
+
+
+async def test_a_costly_query_does_not_starve_a_concurrent_request(
+    settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query that is allowed but needs many statements at once: eight members
+    pages, each loading its users' permission entries (the cache is off here, so
+    each is a statement). Held in PostgreSQL (they wait for an advisory lock the
+    test holds), they took all eight connections of the pool and a concurrent
+    `me` failed; now the query holds at most its share (8 x 0.25 = 2) and `me`
+    answers, and the query completes once the lock is released."""
+    async with pool.acquire() as con:
+        await seed(con, users=60)
+        team_roles = [
+            r["id"]
+            for r in await con.fetch(
+                "select id from roles where name like 'team-%' order by id limit 8"
+            )
+        ]
+    select_access = permission_store.select_access_by_user_ids
+
+    async def held(db: Any, user_ids: Any) -> Any:
+        if 1 not in user_ids:  # not the caller's own entry: a members page's
+            await db.fetchval("select pg_advisory_xact_lock_shared($1::bigint)", LOCK)
+        return await select_access(db, user_ids)
+
+    costly = "{ %s }" % " ".join(
+        f'r{rid}: role(id: "{rid}") {{ members(first: 50) {{ edges {{ node {{ email permissions }} }} }} }}'
+        for rid in team_roles
+    )
+    changes = {
+        "db_pool_min_size": 1,
+        "db_pool_max_size": 8,
+        "db_acquire_timeout_s": 0.5,
+        "permissions_cache_enabled": False,
+    }
+    async with app_with(settings, **changes) as (app, _):
+        token = token_for(1, settings)
+        async with pool.acquire() as locker:
+            await locker.execute("select pg_advisory_lock($1::bigint)", LOCK)
+            monkeypatch.setattr(permission_store, "select_access_by_user_ids", held)
+            try:
+                running = asyncio.create_task(post(app, costly, token))
+                async with asyncio.timeout(
+                    10
+                ):  # not a timing assertion: a guard against a hang
+                    while (
+                        await waiting_on_the_lock(pool) < 2
+                    ):  # the costly query holds connections
+                        await asyncio.sleep(0.01)
+                me = (await post(app, "{ me { email } }", token)).json()
+            finally:
+                await locker.execute("select pg_advisory_unlock($1::bigint)", LOCK)
+            body = (await running).json()
+        assert me == {"data": {"me": {"email": "admin@permgraph.local"}}}
+        assert "errors" not in body and all(
+            body["data"][f"r{rid}"]["members"]["edges"] for rid in team_roles
+        )
+
+
+async def test_a_full_postgres_pool_is_busy_not_down(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "busy@example.com")
+    async with app_with(
+        settings, db_pool_min_size=2, db_pool_max_size=2, db_acquire_timeout_s=0.2
+    ) as (app, state):
+        token = token_for(1, settings)
+        await post(app, "{ me { id } }", token)
+        held = [
+            await state["db"].pool.acquire() for _ in range(2)
+        ]  # every connection in use
+        try:
+            body = (await post(app, '{ user(id: "%d") { email } }' % uid, token)).json()
+        finally:
+            for con in held:
+                await state["db"].pool.release(con)
+        assert body["errors"][0]["message"] == "The service is busy; retry shortly."
+        assert codes(body) == ["SERVICE_BUSY"]
+        body = (await post(app, '{ user(id: "%d") { email } }' % uid, token)).json()
+        assert body == {"data": {"user": {"email": "busy@example.com"}}}
+
+
+async def test_a_full_redis_pool_is_a_miss_and_does_not_open_the_breaker(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as con:
+        uid = await insert_user(con, "r@example.com", roles=["viewer"])
+    query = '{ user(id: "%d") { permissions } }' % uid
+    async with app_with(settings, redis_max_connections=2) as (app, state):
+        token = token_for(1, settings)
+        await post(app, query, token)
+        redis_pool = state["redis"].connection_pool
+        held = [
+            await redis_pool.get_connection() for _ in range(2)
+        ]  # every connection in use
+        try:
+            for _ in range(settings.breaker_failure_threshold + 2):
+                body = (await post(app, query, token)).json()
+                assert body == {
+                    "data": {
+                        "user": {
+                            "permissions": [
+                                "permissions:read",
+                                "roles:read",
+                                "users:read",
+                            ]
+                        }
+                    }
+                }
+            assert not state["cache"].breaker.is_open
+        finally:
+            for connection in held:
+                await redis_pool.release(connection)
 
 
 # -- the document's shape, before validation (issue 12, items 5 and 6) -----------
