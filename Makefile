@@ -39,4 +39,5 @@ soak: install
 	$(BIN)/python bench/soak.py
 
 clean:
+	t=$$(readlink .data/postgres 2>/dev/null); case "$$t" in */permgraph-*/data-*) rm -rf "$$t";; esac
 	rm -rf .data

