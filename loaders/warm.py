@@ -19,15 +19,19 @@ user's entry, 1,000 users per query:
   ids first); the rest stay read-through, and that is logged.
 
 `warm_all` (the CLI) is the older, gentler form: it loads only the entries that
-are missing, through the loader's batch function.
+are missing, through the loader's batch function. Run by hand it reads the usual
+settings; when DATABASE_URL / REDIS_URL are not set and `make run` is running,
+it uses the servers `make run` uses (.data/dev-servers.json, written by api/dev.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
@@ -37,6 +41,7 @@ from loaders.permissions import load_access_by_user_id
 if TYPE_CHECKING:
     from api.cache import PermissionCache
     from api.db import Database
+    from api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +124,29 @@ async def warm_all(db: Database, cache: PermissionCache, batch_size: int = 1000)
     return total
 
 
-async def _main() -> None:
-    from api.cache import PermissionCache, create_redis
-    from api.db import create_database
+# written by `make run` (api/dev.py) while it runs
+DEV_SERVERS_FILE = Path(__file__).resolve().parent.parent / ".data" / "dev-servers.json"
+
+
+def _cli_settings() -> Settings:
+    """The settings, with `make run`'s servers for the URLs the environment
+    (and .env) leave unset."""
     from api.settings import get_settings
 
     settings = get_settings()
+    unset = {"database_url", "redis_url"} - settings.model_fields_set
+    if not unset or not DEV_SERVERS_FILE.exists():
+        return settings
+    servers = json.loads(DEV_SERVERS_FILE.read_text())
+    logger.info("using the servers of `make run` (%s) for %s", DEV_SERVERS_FILE, ", ".join(sorted(unset)))
+    return settings.model_copy(update={name: servers[name] for name in unset})
+
+
+async def _main() -> None:
+    from api.cache import PermissionCache, create_redis
+    from api.db import create_database
+
+    settings = _cli_settings()
     db = await create_database(settings)
     redis = create_redis(settings)
     cache = PermissionCache(redis, settings)
