@@ -5,10 +5,17 @@ Access and refresh tokens are JWTs with `sub`, `exp`, `iat`, `nbf`, `aud`, `iss`
 algorithm pinned by configuration (never read from the token header). Access
 tokens carry no permissions: those always come from the permission loader, so a
 role change or a deactivation applies on the very next request.
+
+Access tokens also carry `sid`, the session (refresh-token family) they were
+issued in, and an `iat` with sub-second precision: the caller's permission entry
+lists the user's revoked sessions and the time before which their tokens no
+longer count (a password change), and `Context.viewer_access` refuses a token
+that either rules out (SECURITY.md, "What ends a session, and how fast").
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,6 +34,11 @@ if TYPE_CHECKING:
 
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "nbf", "aud", "iss", "jti", "typ"]
+# An Authorization header longer than this is refused before it is parsed or
+# decoded (a real one is ~400 bytes).
+MAX_AUTHORIZATION_BYTES = 8 * 1024
+# ASCII digits only: str.isdigit() also admits "١٢" (Arabic-Indic) and int() reads it as 12
+_SUB = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,8 @@ class Principal:
 
     user_id: int
     token_id: str
+    session_id: str  # the refresh-token family the token was issued in
+    issued_at: float  # the token's `iat`, seconds since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,9 @@ class TokenService:
         jti = str(uuid.uuid4())
         claims: dict[str, Any] = {
             "sub": str(user_id),
-            "iat": now,
+            # to the microsecond (RFC 7519 allows a fraction): a token issued just
+            # after a password change must not look older than the change
+            "iat": now.timestamp(),
             "nbf": now,
             "exp": expires_at,
             "aud": self.audience,
@@ -90,7 +106,11 @@ class TokenService:
             "jti": jti,
             "typ": typ,
         }
-        if family_id is not None:
+        if typ == "access":
+            # the session: the family of the refresh token issued with it, or a
+            # session of its own (a token issued outside login, e.g. by a test)
+            claims["sid"] = family_id or str(uuid.uuid4())
+        elif family_id is not None:
             claims["fam"] = family_id
         token = jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
         return IssuedToken(token, jti, expires_at)
@@ -126,7 +146,12 @@ class TokenService:
         except jwt.InvalidTokenError:
             raise Unauthenticated("The token is invalid.") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.isdigit() or not isinstance(claims.get("nbf"), int | float):
+        if not isinstance(sub, str) or _SUB.fullmatch(sub) is None:
+            raise Unauthenticated("The token is invalid.")
+        if type(claims.get("nbf")) not in (int, float) or type(claims.get("iat")) not in (int, float):
+            raise Unauthenticated("The token is invalid.")
+        # an access token names its session, or it could not be ended by a logout
+        if claims.get("typ") == "access" and not isinstance(claims.get("sid"), str):
             raise Unauthenticated("The token is invalid.")
         return claims
 
@@ -140,11 +165,21 @@ def principal_from_header(header: str | None, tokens: TokenService) -> Principal
     """The same, from the Authorization header's value."""
     if not header:
         return None
+    if len(header) > MAX_AUTHORIZATION_BYTES:  # latin-1: one character per byte
+        raise Unauthenticated("The Authorization header is too long.")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Use 'Authorization: Bearer <access token>'.")
     claims = tokens.decode(token.strip(), "access")
-    return Principal(int(claims["sub"]), str(claims["jti"]))
+    return Principal(int(claims["sub"]), str(claims["jti"]), str(claims["sid"]), float(claims["iat"]))
 
 
-__all__ = ["IssuedToken", "Principal", "TokenService", "TokenType", "principal_from_header", "principal_from_request"]
+__all__ = [
+    "MAX_AUTHORIZATION_BYTES",
+    "IssuedToken",
+    "Principal",
+    "TokenService",
+    "TokenType",
+    "principal_from_header",
+    "principal_from_request",
+]

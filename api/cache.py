@@ -2,8 +2,9 @@
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
-    P{id}          JSON {"roles": [...], "role_ids": [...], "permissions": [...],
-                   "active": bool, "e": epoch}                  TTL 300 s ± jitter
+    P{id}          JSON {"v": 2, "roles": [...], "role_ids": [...], "permissions": [...],
+                   "active": bool, "nbf": float|null, "rs": [...], "e": epoch}
+                   (nbf, rs: what ends the user's sessions, api/models.py)  TTL 300 s ± jitter
     P{id}:gen      fill token of the user; replaced by every invalidation  TTL 1 day
     Pepoch         cache epoch; replaced by a whole-cache flush           no TTL
 
@@ -166,15 +167,26 @@ class CacheRead:
     gens: dict[int, str]
 
 
+# The value format. 2 added "nbf" and "rs" (what ends a session); a value of an
+# older format is a miss, never a hit without them (see validate_access).
+FORMAT = 2
+# The epoch reported for a value of an older format: no cache epoch ever equals it
+# (epochs are hex), so the reader treats the value as a miss and overwrites it.
+_OLD_FORMAT_EPOCH = "\x00old-format"
+
+
 def encode_access(access: UserAccess | None, epoch: str) -> bytes:
     if access is None:  # unknown user: cached as such, so it is not re-queried
         return orjson.dumps({"missing": True, "e": epoch})
     return orjson.dumps(
         {
+            "v": FORMAT,
             "roles": list(access.roles),
             "role_ids": list(access.role_ids),
             "permissions": list(access.codes),
             "active": access.is_active,
+            "nbf": access.not_before,
+            "rs": list(access.revoked_sessions),
             "e": epoch,
         }
     )
@@ -237,9 +249,20 @@ def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
         and set(map(type, perms)) <= _STR
     ):
         raise _Corrupt("fields missing or of the wrong type")
+    if data.get("v") != FORMAT:
+        # written by an older version, without what ends a session: a miss
+        # (overwritten by the next fill), never a hit, and not corrupt
+        return None, _OLD_FORMAT_EPOCH
+    not_before, revoked = data.get("nbf", False), data.get("rs")
+    if not (
+        (not_before is None or type(not_before) is float)
+        and type(revoked) is list
+        and set(map(type, revoked)) <= _STR
+    ):
+        raise _Corrupt("session fields missing or of the wrong type")
     # encode_access writes them sorted and unique; order is only presentation
     # (checks use the set), so it is not re-verified on this hot path
-    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), tuple(perms))
+    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), tuple(perms), not_before, tuple(revoked))
     return access, data["e"]
 
 

@@ -35,6 +35,7 @@ class Context(BaseContext):
         tokens: TokenService,
         principal: Principal | None,
         request_id: str,
+        client: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -46,6 +47,7 @@ class Context(BaseContext):
         self.tokens = tokens
         self.principal = principal
         self.request_id = request_id
+        self.client = client  # the client's address (the login throttle counts by it)
         self.loaders: Loaders = create_loaders(
             self.db,
             cache,
@@ -89,13 +91,18 @@ class Context(BaseContext):
         return out
 
     def viewer_access(self) -> UserAccess:
-        """The caller's access. Raises Unauthenticated without a token, or for a
-        deactivated or deleted account (its tokens stop working at once)."""
-        if self.principal is None:
+        """The caller's access. Raises Unauthenticated without a token, for a
+        deactivated or deleted account, or for a token whose session has ended
+        (logout, refresh-token reuse, password change): all of them stop working
+        at once, since the entry that says so is the one every request loads."""
+        principal = self.principal
+        if principal is None:
             raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
         access = self.viewer
         if access is None or not access.is_active:
             raise Unauthenticated("The account is deactivated or does not exist.")
+        if access.session_ended(principal.session_id, principal.issued_at):
+            raise Unauthenticated("The session has ended; log in again.")
         return access
 
     def require(self, code: str) -> UserAccess:
@@ -111,12 +118,14 @@ class Context(BaseContext):
 
 async def get_context(request: Request) -> Context:
     headers = request.headers
-    return context_for(request.scope["state"], headers.get("authorization"), headers.get("x-request-id"))
+    client = request.client.host if request.client else None
+    return context_for(request.scope["state"], headers.get("authorization"), headers.get("x-request-id"), client)
 
 
-def context_for(state: State, authorization: str | None, request_id: str | None) -> Context:
-    """A request's context from the lifespan's state and two headers. Raises
-    Unauthenticated for credentials that do not verify."""
+def context_for(state: State, authorization: str | None, request_id: str | None, client: str | None = None) -> Context:
+    """A request's context from the lifespan's state, two headers and the client's
+    address (the ASGI scope's; behind a proxy, the server's --proxy-headers set
+    it). Raises Unauthenticated for credentials that do not verify."""
     return Context(
         settings=state["settings"],
         db=state["db"],
@@ -125,6 +134,7 @@ def context_for(state: State, authorization: str | None, request_id: str | None)
         tokens=state["tokens"],
         principal=principal_from_header(authorization, state["tokens"]),
         request_id=request_id[:64] if request_id else os.urandom(8).hex(),
+        client=client,
     )
 
 

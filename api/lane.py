@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from api.auth import MAX_AUTHORIZATION_BYTES
 from api.context import context_for
 from api.errors import AppError
 from api.metrics import GRAPHQL_PREPARED
@@ -56,7 +57,8 @@ class GraphQLLane:
             if name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == _JSON
             elif name == b"authorization":
-                authorization = value.decode("latin-1")
+                # capped: a longer header is refused (api/auth.py) without decoding the rest
+                authorization = value[: MAX_AUTHORIZATION_BYTES + 1].decode("latin-1")
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")
         if not json_body:

@@ -42,6 +42,19 @@ class UserAccess:
     role_ids: tuple[int, ...]
     roles: tuple[str, ...]
     codes: tuple[str, ...]  # sorted, deduplicated: what the API lists
+    # What ends the user's sessions (SECURITY.md, "What ends a session, and how
+    # fast"): access tokens issued before `not_before` (seconds since the epoch;
+    # set by a password change) no longer count, nor those of a revoked session
+    # (refresh-token family) that may still have live access tokens.
+    not_before: float | None = None
+    revoked_sessions: tuple[str, ...] = ()
+
+    def session_ended(self, session_id: str, issued_at: float) -> bool:
+        """Is an access token of this user, issued at `issued_at` in session
+        `session_id`, no longer good?"""
+        if self.not_before is not None and issued_at < self.not_before:
+            return True
+        return session_id in self.revoked_sessions
 
     @cached_property
     def permissions(self) -> frozenset[str]:

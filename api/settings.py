@@ -68,8 +68,22 @@ class Settings(BaseSettings):
     jwt_leeway_s: int = Field(10, ge=0, le=120)
     access_token_ttl_s: int = Field(900, ge=30)
     refresh_token_ttl_s: int = Field(14 * 24 * 3600, ge=60)
-    login_max_failures: int = Field(5, ge=1)
-    login_lockout_s: int = Field(300, ge=1)
+    # Password guessing (api/sessions.py; SECURITY.md, "Password guessing and
+    # throttling"): no account is ever locked. Each counter lets `*_free` failures
+    # through, then each further attempt waits base * 2^k seconds (k = failures
+    # beyond the free ones), at most max, after the counter's last failure. A
+    # throttled attempt checks no password. Counters: the (account, client
+    # address) pair, reset by a success; the address, across accounts (password
+    # spraying); the account, across addresses, which holds only addresses that
+    # have not logged into it within trust_s (a botnet cannot keep the owner out
+    # of an address they use). A counter forgets after reset_s without a failure.
+    login_throttle_pair_free: int = Field(5, ge=1)
+    login_throttle_address_free: int = Field(50, ge=1)
+    login_throttle_account_free: int = Field(100, ge=1)
+    login_throttle_base_s: float = Field(1.0, gt=0)
+    login_throttle_max_s: float = Field(900.0, gt=0)
+    login_throttle_reset_s: float = Field(3600.0, gt=0)
+    login_throttle_trust_s: float = Field(30 * 24 * 3600.0, gt=0)
 
     # GraphQL surface
     graphql_ide: bool | None = None  # None: on in dev/test, off in prod

@@ -38,6 +38,8 @@ async def select_access_by_user_ids(
             tuple(r["role_ids"]),
             tuple(r["roles"]),
             tuple(r["codes"]),  # array_agg(distinct ... order by): sorted, unique
+            r["not_before"],
+            tuple(r["revoked_sessions"]),
         )
         for r in rows
     }

@@ -43,7 +43,6 @@ class LoginRow:
     id: int
     password_hash: str | None
     is_active: bool
-    locked_until: datetime | None
 
 
 def to_user(r: asyncpg.Record) -> UserRow:
@@ -103,9 +102,7 @@ async def select_ids_after(db: Database, after_id: int, limit: int) -> list[int]
 
 async def select_login_by_email(db: Database, email: str) -> LoginRow | None:
     r = await db.fetchrow(SELECT_LOGIN_BY_EMAIL, email)
-    return None if r is None else LoginRow(
-        r["id"], r["password_hash"], r["is_active"], r["locked_until"]
-    )
+    return None if r is None else LoginRow(r["id"], r["password_hash"], r["is_active"])
 
 
 async def select_password_hash(db: Database, user_id: int) -> str | None:
@@ -148,8 +145,11 @@ async def set_active(con: asyncpg.Connection, user_id: int, *, active: bool) -> 
     return _maybe(await con.fetchrow(SET_ACTIVE, user_id, active))
 
 
-async def update_password(con: asyncpg.Connection, user_id: int, password_hash: str) -> None:
-    await con.execute(UPDATE_PASSWORD, user_id, password_hash)
+async def update_password(
+    con: asyncpg.Connection, user_id: int, password_hash: str, tokens_not_before: datetime
+) -> None:
+    """Access tokens issued before `tokens_not_before` stop counting (a password change ends every session)."""
+    await con.execute(UPDATE_PASSWORD, user_id, password_hash, tokens_not_before)
 
 
 __all__ = [

@@ -33,6 +33,9 @@ class AuthPayload:
 class AuthError:
     message: str
     code: str
+    retry_after_seconds: int | None = strawberry.field(
+        default=None, description="TOO_MANY_ATTEMPTS: when the next attempt may be counted."
+    )
 
 
 @strawberry.type
@@ -42,8 +45,16 @@ class PasswordChanged:
 
 LoginResult = Annotated[AuthPayload | AuthError, strawberry.union("LoginResult")]
 RefreshResult = Annotated[AuthPayload | AuthError, strawberry.union("RefreshResult")]
-ChangePasswordResult = Annotated[PasswordChanged | InvalidInputError, strawberry.union("ChangePasswordResult")]
+ChangePasswordResult = Annotated[
+    PasswordChanged | InvalidInputError | AuthError, strawberry.union("ChangePasswordResult")
+]
 UpdateMeResult = Annotated[UserPayload | InvalidInputError, strawberry.union("UpdateMeResult")]
+
+
+def _held(throttled: sessions.Throttled) -> AuthError:
+    return AuthError(
+        message=sessions.TOO_MANY_ATTEMPTS, code="TOO_MANY_ATTEMPTS", retry_after_seconds=throttled.retry_after_s
+    )
 
 
 async def _payload(info: Info, pair: sessions.TokenPair) -> AuthPayload:
@@ -59,30 +70,39 @@ async def _payload(info: Info, pair: sessions.TokenPair) -> AuthPayload:
 
 @strawberry.type
 class AuthMutations:
-    @strawberry.mutation(description="Same answer for an unknown email, a wrong password and an inactive account.")
+    @strawberry.mutation(
+        description="Same answer for an unknown email, a wrong password and an inactive account. "
+        "TOO_MANY_ATTEMPTS (with retryAfterSeconds, no password checked) after repeated failures "
+        "for this account from this address, or from this address."
+    )
     async def login(self, info: Info, email: str, password: str) -> LoginResult:
         ctx = info.context
         if len(email) > 254 or len(password) > 1024:
             return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
-        pair = await sessions.login(ctx.db, ctx.tokens, ctx.settings, email, password)
+        pair = await sessions.login(ctx.db, ctx.tokens, ctx.settings, email, password, ctx.client)
         if pair is None:
             return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
+        if isinstance(pair, sessions.Throttled):
+            return _held(pair)
         return await _payload(info, pair)
 
     @strawberry.mutation(description="One-time use: returns a new pair; reusing a spent token revokes its family.")
     async def refresh_token(self, info: Info, token: str) -> RefreshResult:
         ctx = info.context
         try:
-            pair = await sessions.refresh(ctx.db, ctx.tokens, token)
+            pair = await sessions.refresh(ctx.db, ctx.tokens, ctx.invalidator, token)
         except Unauthenticated as exc:
             return AuthError(message=exc.message, code="INVALID_TOKEN")
         return await _payload(info, pair)
 
-    @strawberry.mutation(description="Revokes the refresh token's family (every token rotated from one login).")
+    @strawberry.mutation(
+        description="Ends the refresh token's session: its family (every token rotated from one login) "
+        "and the access tokens issued in it, from the next request on."
+    )
     async def logout(self, info: Info, refresh_token: str) -> bool:
         ctx = info.context
         try:
-            await sessions.logout(ctx.db, ctx.tokens, refresh_token)
+            await sessions.logout(ctx.db, ctx.tokens, ctx.invalidator, refresh_token)
         except Unauthenticated:
             return False
         return True
@@ -106,16 +126,29 @@ class AuthMutations:
         forget(ctx.loaders.users_by_id, uid)
         return UserPayload(target=after)
 
-    @strawberry.mutation(extensions=authenticated(), description="Revokes every refresh token of the caller.")
+    @strawberry.mutation(
+        extensions=authenticated(),
+        description="Ends every session of the caller (this one too: log in again with the new password). "
+        "A wrong current password counts toward the login throttle (TOO_MANY_ATTEMPTS).",
+    )
     async def change_password(self, info: Info, current_password: str, new_password: str) -> ChangePasswordResult:
         ctx = info.context
         uid = ctx.viewer_access().user_id
+        if len(current_password) > 1024:  # as login: not worth hashing
+            return InvalidInputError(message=sessions.WRONG_PASSWORD, field="currentPassword")
         try:
-            await sessions.change_password(ctx.db, uid, current_password, new_password)
+            held = await sessions.change_password(
+                ctx.db, ctx.invalidator, ctx.settings, uid, current_password, new_password, ctx.client
+            )
         except InvalidInput as exc:
             return InvalidInputError(message=exc.message, field=str(exc.extra.get("field", "")))
+        if held is not None:
+            return _held(held)
         async with unit_of_work(ctx) as work:
             await work.audit("user.change_password", "user", uid, None, None)
+        # the caller's session has ended too: later fields of this document see it
+        forget(ctx.loaders.access_by_user_id, uid)
+        await ctx.load_viewer()
         return PasswordChanged()
 
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api.auth import TokenService
+from api.auth import MAX_AUTHORIZATION_BYTES, TokenService, principal_from_header
 from api.errors import Unauthenticated
 from api.settings import Settings
 
@@ -33,7 +33,7 @@ def _claims(**over: object) -> dict[str, object]:
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": "7", "iat": now, "nbf": now, "exp": now + timedelta(minutes=5),
-        "aud": "permgraph", "iss": "permgraph", "jti": "x", "typ": "access",
+        "aud": "permgraph", "iss": "permgraph", "jti": "x", "typ": "access", "sid": "s",
     }
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
@@ -44,6 +44,38 @@ def test_round_trip(tokens: TokenService) -> None:
     claims = tokens.decode(issued.token, "access")
     assert claims["sub"] == "7" and claims["typ"] == "access"
     assert "permissions" not in claims and "roles" not in claims
+
+
+def test_access_tokens_name_their_session_and_carry_a_precise_iat(tokens: TokenService) -> None:
+    now = datetime.now(UTC).replace(microsecond=678901) - timedelta(seconds=1)
+    claims = tokens._verify(tokens.issue(7, "access", family_id="fam-1", now=now).token)
+    assert claims["sid"] == "fam-1"
+    # to the microsecond: a token issued just after a password change is not older than it
+    assert claims["iat"] == now.timestamp()
+    # without a family (not a login): a session of its own, which nothing else shares
+    a, b = (tokens._verify(tokens.issue(7, "access").token)["sid"] for _ in range(2))
+    assert a != b
+
+
+def test_a_principal_carries_the_session_and_the_issue_time(tokens: TokenService) -> None:
+    issued = tokens.issue(7, "access", family_id="fam-2")
+    principal = principal_from_header(f"Bearer {issued.token}", tokens)
+    assert principal is not None
+    assert (principal.user_id, principal.session_id) == (7, "fam-2")
+    assert principal.issued_at == tokens.decode(issued.token, "access")["iat"]
+
+
+def test_an_oversized_authorization_header_is_refused_before_decoding(tokens: TokenService, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = tokens.issue(7, "access").token
+    padded = f"Bearer {token}" + " " * (MAX_AUTHORIZATION_BYTES - len(token) - 7)
+    assert len(padded) == MAX_AUTHORIZATION_BYTES
+    assert principal_from_header(padded, tokens) is not None  # at the cap: still read
+    decoded: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("x"))
+    monkeypatch.setattr(tokens, "_verified", tokens._verify)  # no memo: a decode would show
+    with pytest.raises(Unauthenticated, match="too long"):
+        principal_from_header(padded + " ", tokens)
+    assert decoded == []
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -84,6 +116,13 @@ def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
         {"jti": None},
         {"typ": None},
         {"sub": "admin"},
+        {"sub": "١٢"},                                           # Arabic-Indic digits: isdigit() is True, int() is 12
+        {"sub": "１２"},  # noqa: RUF001 - fullwidth digits
+        {"sub": "1" * 19},                                      # beyond a bigint
+        {"sub": " 12"},
+        {"sid": None},                                          # an access token without its session
+        {"sid": 7},
+        {"iat": "yesterday"},
     ],
 )
 def test_bad_claims_are_refused(tokens: TokenService, over: dict[str, object]) -> None:

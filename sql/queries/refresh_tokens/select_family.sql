@@ -1,3 +1,3 @@
 -- params: $1 uuid jti
--- returns: family_id uuid (of a known token, live or not)
-select family_id from refresh_tokens where jti = $1
+-- returns: family_id uuid, user_id bigint (of a known token, live or not)
+select family_id, user_id from refresh_tokens where jti = $1
