@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from api.db import read_sql
 from api.models import UserRow
+from api.store import roles as role_store
 
 if TYPE_CHECKING:
     import asyncpg
@@ -17,7 +18,15 @@ if TYPE_CHECKING:
 
 SELECT_BY_IDS = read_sql("users/select_by_ids")
 SELECT_PAGE = read_sql("users/select_page")
-COUNT_FILTERED = read_sql("users/count_filtered")
+SELECT_PAGE_BY_ACTIVE = read_sql("users/select_page_by_active")
+SELECT_PAGE_BY_EMAIL = read_sql("users/select_page_by_email")
+SELECT_PAGE_BY_ROLE = read_sql("users/select_page_by_role")
+SELECT_PAGE_BY_EMAIL_AND_ROLE = read_sql("users/select_page_by_email_and_role")
+COUNT_ALL = read_sql("users/count_all")
+COUNT_BY_ACTIVE = read_sql("users/count_by_active")
+COUNT_BY_EMAIL = read_sql("users/count_by_email")
+COUNT_BY_ROLE = read_sql("users/count_by_role")
+SET_CUSTOM_PLANS = read_sql("users/set_custom_plans")
 SELECT_MEMBERS_BY_ROLE_IDS = read_sql("users/select_members_by_role_ids")
 COUNT_MEMBERS_BY_ROLE_IDS = read_sql("users/count_members_by_role_ids")
 SELECT_LOGIN_BY_EMAIL = read_sql("users/select_login_by_email")
@@ -65,19 +74,56 @@ async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, UserRow]:
     return {r["id"]: to_user(r) for r in await db.fetch(SELECT_BY_IDS, list(ids))}
 
 
+def contains_pattern(text: str) -> str:
+    """The ILIKE pattern matching `text` anywhere (its \\ % _ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def select_page(
     db: Database, after_id: int, flt: UserFilter, limit: int
 ) -> list[UserRow]:
-    rows = await db.fetch(
-        SELECT_PAGE, after_id, flt.email_contains, flt.is_active, flt.role, limit
-    )
+    """A page of users by id. Each filter shape has its own statement, so that
+    each keeps the plan of its index (see sql/queries/users/select_page.sql)."""
+    pattern = contains_pattern(flt.email_contains) if flt.email_contains else None
+    if pattern is not None:
+        role_id = None
+        if flt.role is not None:
+            # the role's id, not its name, lets the planner weigh the role's size
+            role_id = {r.name: r.id for r in await role_store.select_all(db)}.get(flt.role)
+            if role_id is None:
+                return []
+        # the best plan depends on the text: plan it for this text, never reuse
+        # the generic plan PostgreSQL may settle on after 5 executions
+        async with db.transaction() as con:
+            await con.execute(SET_CUSTOM_PLANS)
+            if role_id is None:
+                rows = await con.fetch(SELECT_PAGE_BY_EMAIL, after_id, pattern, flt.is_active, limit)
+            else:
+                rows = await con.fetch(
+                    SELECT_PAGE_BY_EMAIL_AND_ROLE, after_id, pattern, role_id, flt.is_active, limit
+                )
+    elif flt.role is not None:
+        rows = await db.fetch(SELECT_PAGE_BY_ROLE, after_id, flt.role, flt.is_active, limit)
+    elif flt.is_active is not None:
+        rows = await db.fetch(SELECT_PAGE_BY_ACTIVE, after_id, flt.is_active, limit)
+    else:
+        rows = await db.fetch(SELECT_PAGE, after_id, limit)
     return [to_user(r) for r in rows]
 
 
 async def count_filtered(db: Database, flt: UserFilter) -> int:
-    return int(
-        await db.fetchval(COUNT_FILTERED, flt.email_contains, flt.is_active, flt.role)
-    )
+    """How many users match: O(matches), as any exact count (O(users) unfiltered)."""
+    pattern = contains_pattern(flt.email_contains) if flt.email_contains else None
+    if flt.role is not None:
+        count = await db.fetchval(COUNT_BY_ROLE, flt.role, pattern, flt.is_active)
+    elif pattern is not None:
+        count = await db.fetchval(COUNT_BY_EMAIL, pattern, flt.is_active)
+    elif flt.is_active is not None:
+        count = await db.fetchval(COUNT_BY_ACTIVE, flt.is_active)
+    else:
+        count = await db.fetchval(COUNT_ALL)
+    return int(count)
 
 
 async def select_members_by_role_ids(
@@ -155,6 +201,7 @@ async def update_password(
 __all__ = [
     "LoginRow",
     "UserFilter",
+    "contains_pattern",
     "count_filtered",
     "count_members_by_role_ids",
     "insert",
