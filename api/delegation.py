@@ -56,6 +56,9 @@ SERVICE_CODES = frozenset(
         "audit:read",
     }
 )
+# resources whose codes only permgraph defines (its seed): nobody creates
+# `audit:write` today to hold it when a later version starts checking it
+RESERVED_RESOURCES = frozenset({"users", "roles", "permissions", "audit", "api_keys"})
 # what a caller must hold to learn that a subject of this kind exists
 _READ = {"user": "users:read", "role": "roles:read", "permission": "permissions:read"}
 
@@ -101,7 +104,7 @@ class Delegation:
         missing = set(codes) - self.held
         if not missing:
             return
-        if "permissions:read" in self.held:  # the caller may see what the subject holds
+        if self.may_read(entity) and "permissions:read" in self.held:  # it may see what the subject holds
             raise Denied(
                 f"You may not change {entity} {ident}: it holds permissions you do not hold: "
                 + ", ".join(sorted(missing))
@@ -161,16 +164,19 @@ class Delegation:
 
     async def delete_permission(self, permission_id: int, code: str) -> None:
         """Only a holder deletes a code (or, for a code nobody holds, a caller
-        who holds every other code); the service's own codes stay; every holder
-        of the code loses it, so each is a subject."""
+        who holds every other code); the service's own codes stay; every role
+        and every user holding the code loses it, so each is a subject."""
         if code in SERVICE_CODES:
             raise Denied(f"{code!r} is checked by permgraph itself and cannot be deleted.")
         rules = self
         if code not in self.held and await self._unclaimed({code}):
             rules = Delegation(self.con, self.caller_id, self.held | {code})
         rules.require([code], "permission", permission_id)
+        # every role that holds the code loses it (with holders or not), and so
+        # does every holder: each is a subject
+        roles = await holdings.codes_of_roles_holding_permission(self.con, permission_id)
         holders = await holdings.codes_held_by_permission_holders(self.con, permission_id)
-        rules.require(holders, "permission", permission_id)
+        rules.require(roles | holders, "permission", permission_id)
 
     async def guard_holder_remains(self) -> None:
         """After a change that may take privileges away: someone active must still
@@ -179,20 +185,26 @@ class Delegation:
             raise Denied(f"This would leave nobody holding {GUARDED_PERMISSION!r}.")
 
 
-async def begin(con: asyncpg.Connection, caller_id: int | None) -> Delegation:
+async def begin(con: asyncpg.Connection, caller_id: int | None, needs: str) -> Delegation:
     """Serialise privilege changes (the advisory lock, held to commit), then read
-    the caller's permissions as committed."""
+    the caller's permissions as committed and check again the permission the
+    mutation needs (the field's check read the cached entry, before the lock: a
+    revocation may have committed since)."""
     await role_store.lock_guard(con)
     if caller_id is None:
         raise Denied("Authentication required.")
     if not await holdings.is_active(con, caller_id):
         raise Denied("The account is deactivated or does not exist.")
-    return Delegation(con, caller_id, await holdings.codes_held_by_users(con, [caller_id]))
+    held = await holdings.codes_held_by_users(con, [caller_id])
+    if needs not in held:
+        raise Denied(f"Missing permission {needs!r}.", [needs])
+    return Delegation(con, caller_id, held)
 
 
 __all__ = [
     "GUARDED_PERMISSION",
     "PERMISSION_ADMIN",
+    "RESERVED_RESOURCES",
     "SERVICE_CODES",
     "Delegation",
     "Denied",

@@ -8,9 +8,15 @@ app and takes only the plain case: a JSON body `{"query", "variables"?,
 "operationName"?, "extensions"?}` (of extensions, only `cost`: schema/limits.py)
 whose text `schema/prepared.py` already knows as a valid query, and credentials
 that verify. Everything else (first sight of a document, mutations, GraphiQL,
-bad JSON, bad or missing credentials' errors, batches, other paths) goes to the
-app unchanged, with the body replayed, so there is one place that decides each
-of those answers.
+bad or missing credentials' errors, other paths) goes to the app unchanged,
+with the body replayed, so there is one place that decides each of those
+answers.
+
+It is also the edge's one rule for what a `POST /graphql` must be, on both
+paths (with `GRAPHQL_FAST_LANE=false` it only checks): `Content-Type:
+application/json` in any letter case (else a coded 415), a body that is a JSON
+object in UTF-8 with `query`/`operationName` strings and `variables`/
+`extensions` objects (else a coded 400).
 
 The response is what the full path returns for the same request: the same
 context (api/context.py), the same caller-entry loading, the same error
@@ -19,7 +25,7 @@ masking and codes, the same JSON.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -41,8 +47,9 @@ _EXTENSIONS = frozenset({"cost"})  # request extensions the lane knows (schema/l
 
 
 class GraphQLLane:
-    def __init__(self, app: ASGIApp, schema: PermgraphSchema, path: str = "/graphql") -> None:
+    def __init__(self, app: ASGIApp, schema: PermgraphSchema, path: str = "/graphql", *, fast: bool = True) -> None:
         self.app = app
+        self.fast = fast  # False: every request takes the full path (after the checks above)
         self.schema = schema
         self.graphql_schema = schema._schema
         self.path = path
@@ -62,14 +69,18 @@ class GraphQLLane:
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")
         if not json_body:
-            await self.app(scope, receive, send)
+            await _refuse(send, 415, "UNSUPPORTED_MEDIA_TYPE", "Send the request as 'Content-Type: application/json'.")
             return
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
-        response = await self._try(scope, body, authorization, request_id)
+        payload = _payload(body)
+        if isinstance(payload, str):
+            await _refuse(send, 400, "BAD_REQUEST", payload)
+            return
+        response = await self._try(scope, payload, authorization, request_id) if self.fast else None
         if response is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(_canonical(scope), _replay(body, receive), send)
             return
         await send({
             "type": "http.response.start",
@@ -78,18 +89,12 @@ class GraphQLLane:
         })
         await send({"type": "http.response.body", "body": response})
 
-    async def _try(self, scope: Scope, body: bytes, authorization: str | None, request_id: str | None) -> bytes | None:
+    async def _try(self, scope: Scope, payload: dict[str, Any], authorization: str | None, request_id: str | None) -> bytes | None:
         """The response body, or None: not a case for the lane."""
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        if type(payload) is not dict or not payload.keys() <= _KEYS:
+        if not payload.keys() <= _KEYS:
             return None
         query, variables, operation_name = payload.get("query"), payload.get("variables"), payload.get("operationName")
-        if type(query) is not str or not (variables is None or type(variables) is dict):
-            return None
-        if not (operation_name is None or type(operation_name) is str):
+        if type(query) is not str:
             return None
         extensions = payload.get("extensions")
         if not (extensions is None or (type(extensions) is dict and extensions.keys() <= _EXTENSIONS)):
@@ -112,6 +117,40 @@ class GraphQLLane:
             costs=prepared.costs,
         )
         return orjson.dumps(result)
+
+
+def _payload(body: bytes) -> dict[str, Any] | str:
+    """The request's JSON object, or why it is not one (the message for a 400).
+    One rule for both paths: the app behind this layer sees only bodies that
+    passed it."""
+    try:
+        payload = orjson.loads(body)  # refuses invalid UTF-8 as well
+    except orjson.JSONDecodeError:
+        return "The request body is not valid JSON (UTF-8)."
+    if type(payload) is not dict:
+        return "The request body must be a JSON object with a 'query'."
+    for key, kind in (("query", str), ("operationName", str), ("variables", dict), ("extensions", dict)):
+        value = payload.get(key)
+        if value is not None and type(value) is not kind:
+            return f"'{key}' must be {'a string' if kind is str else 'an object'} or null."
+    return payload
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = orjson.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]})
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def _canonical(scope: Scope) -> Scope:
+    """The request with its content type spelled as Strawberry matches it (media
+    types are case-insensitive; Strawberry's check is not)."""
+    headers = [(n, _JSON if n == b"content-type" else v) for n, v in scope["headers"]]
+    return {**scope, "headers": headers}
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
 from api.auth import TokenService
@@ -87,6 +88,38 @@ class BodyLimit:
             await _too_large(send, self.limit)
         except ClientDisconnect:
             return  # the client went away mid-body: nothing to answer
+
+
+class SecurityHeaders:
+    """Every response: never stored by a cache on the way (tokens, permissions),
+    never sniffed into another content type. WebSocket handshakes are refused."""
+
+    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # no subscriptions yet: refuse the handshake (HTTP 403), before any
+            # GraphQL machinery (Strawberry's would fail to build a context)
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": "WebSocket subscriptions are not offered."})
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0] != b"cache-control"]
+                message = {**message, "headers": headers + self.HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class _BodyTooLarge(Exception):
@@ -195,13 +228,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    metrics_token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+    if metrics_token is not None or settings.environment != "prod":
 
-    if settings.graphql_fast_lane:
-        app.add_middleware(GraphQLLane, schema=schema)
+        @app.get("/metrics")
+        async def metrics(request: Request) -> Response:
+            if metrics_token is not None:
+                given = request.headers.get("authorization", "")[:256].encode("latin-1", "replace")
+                if not hmac.compare_digest(given, b"Bearer " + metrics_token):
+                    return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    else:
+        logger.warning("/metrics is off: set METRICS_TOKEN to serve it in prod")
+
+    app.add_middleware(GraphQLLane, schema=schema, fast=settings.graphql_fast_lane)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -81,14 +81,19 @@ async def seed(con: asyncpg.Connection, *, admin_password: str | None = None, us
                 await con.execute(read_sql("seed/assign_role"), admin_id, builtin["admin"])
             await con.execute(read_sql("seed_mark/insert"), "first_admin", admin_id)
         if users > (marks.get("synthetic_users") or 0):
-            await con.execute(read_sql("seed/synthetic_roles"), SYNTHETIC_ROLES, SYNTHETIC_PERMISSIONS)
-            await con.execute(read_sql("seed/synthetic_grants"), SYNTHETIC_ROLES, SYNTHETIC_PERMISSIONS)
-            await con.execute(read_sql("seed/synthetic_users"), users)
-            await con.execute(read_sql("seed/synthetic_memberships"), SYNTHETIC_ROLES)
+            # only what this run creates gets roles and grants: an account or a
+            # role someone else made with a matching e-mail or name is left alone
+            codes = [r["code"] for r in await con.fetch(read_sql("seed/synthetic_permissions"), SYNTHETIC_PERMISSIONS)]
+            roles = [r["id"] for r in await con.fetch(read_sql("seed/synthetic_roles"), SYNTHETIC_ROLES)]
+            await con.execute(read_sql("seed/synthetic_grants"), SYNTHETIC_ROLES, SYNTHETIC_PERMISSIONS, roles)
+            new_users = [r["id"] for r in await con.fetch(read_sql("seed/synthetic_users"), users)]
+            await con.execute(read_sql("seed/synthetic_memberships"), SYNTHETIC_ROLES, new_users)
             if {"viewer", "editor"} <= builtin.keys():
-                await con.execute(read_sql("seed/synthetic_builtin_memberships"), builtin["viewer"], builtin["editor"])
-            if "admin" in builtin:
-                await con.execute(read_sql("seed/grant_synthetic_to_role"), builtin["admin"])
+                await con.execute(
+                    read_sql("seed/synthetic_builtin_memberships"), builtin["viewer"], builtin["editor"], new_users
+                )
+            if "admin" in builtin and codes:
+                await con.execute(read_sql("seed/grant_codes"), builtin["admin"], codes)
             await con.execute(read_sql("seed_mark/insert"), "synthetic_users", users)
     return SeedResult(ADMIN_EMAIL, generated if admin_id is not None else None, admin_id is not None)
 

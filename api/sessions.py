@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from api.emails import BadEmail, normalize_email
 from api.errors import InvalidInput, Unauthenticated
 from api.passwords import check_strength, hash_password, verify_password
 from api.store import tokens as token_store, users as user_store
@@ -92,10 +93,11 @@ async def login(
     """A token pair; Throttled when this attempt was held (no password checked);
     None for every other failure (same answer, same cost). `client`: the client's
     address."""
-    email = email.strip()
     try:
+        email = normalize_email(email)  # the spelling it was stored in (api/emails.py)
         row = await user_store.select_login_by_email(db, email)
-    except InvalidInput:  # text PostgreSQL cannot store (a NUL): no such account
+    except (BadEmail, InvalidInput):  # not an address, or text PostgreSQL cannot store: no such account
+        email = email.strip().lower()
         row = None
     # counted the same whether the account exists or not: no enumeration signal
     attempt = _Attempt.of(None if row is None else row.id, email, client)

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # HTTP layers (api/lane.py); false: every request takes the full path
     graphql_fast_lane: bool = True
 
+    # /metrics: with a token, only `Authorization: Bearer <token>` reads it;
+    # without one it is served openly except in prod, where it is off (404)
+    metrics_token: SecretStr | None = None
+
     log_level: str = "INFO"
     gc_gen0_threshold: int = Field(50_000, ge=700)
 

@@ -19,7 +19,7 @@ from api.state import State
 
 APP_TABLES = (
     "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
-    " seed_mark, granted_permission_code"
+    " seed_mark, granted_permission_code, login_throttle"
 )
 
 

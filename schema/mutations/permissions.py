@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
+from api.delegation import RESERVED_RESOURCES
 from api.store import (
     permissions as permission_store,
     roles as role_store,
@@ -29,7 +30,7 @@ from schema.permissions import needs
 from schema.types import Permission
 
 CreatePermissionResult = Annotated[
-    PermissionPayload | InvalidInputError | ConflictError, strawberry.union("CreatePermissionResult")
+    PermissionPayload | InvalidInputError | ConflictError | NotAllowedError, strawberry.union("CreatePermissionResult")
 ]
 DeletePermissionResult = Annotated[
     Deleted | NotFoundError | NotAllowedError, strawberry.union("DeletePermissionResult")
@@ -44,6 +45,8 @@ class PermissionMutations:
         problem = validate.first_error(validate.permission_code(code), validate.description(description))
         if problem:
             return problem
+        if code.split(":", 1)[0] in RESERVED_RESOURCES:
+            return NotAllowedError(message=f"Codes of {code.split(':', 1)[0]!r} are permgraph's own: only its seed creates them.", missing_permissions=[])
         try:
             async with unit_of_work(info.context) as work:
                 row = await permission_store.insert(work.con, code, description)
@@ -62,7 +65,7 @@ class PermissionMutations:
         pid = parse_id(id)
         try:
             async with unit_of_work(info.context) as work:
-                rules = await work.rules()
+                rules = await work.rules("permissions:write")
                 found = await permission_store.select_by_ids(work.con, [pid])
                 if pid not in found:
                     raise rules.unknown("permission", pid)
@@ -84,7 +87,9 @@ class PermissionMutations:
     async def invalidate_permission_cache(self, info: Info, user_id: strawberry.ID | None = None) -> InvalidateResult:
         ctx = info.context
         uid = None if user_id is None else parse_id(user_id, "userId")
-        if uid is not None and (await user_store.select_by_ids(ctx.db, [uid])).get(uid) is None:
+        # whether an id exists is told only to a caller who may read users
+        may_read = "users:read" in ctx.viewer_access().permissions
+        if uid is not None and may_read and (await user_store.select_by_ids(ctx.db, [uid])).get(uid) is None:
             return not_found("user", uid)
         async with unit_of_work(ctx) as work:
             await work.audit("cache.invalidate", "user" if uid else "cache", uid or "all", None, None)

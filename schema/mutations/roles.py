@@ -65,7 +65,7 @@ class UpdateRoleInput:
 async def _locked_role(work: Work, role_id: int) -> RoleRow:
     """The role, locked; after the delegation lock, so unknown and forbidden
     look the same to a caller who may not read roles."""
-    rules = await work.rules()
+    rules = await work.rules("roles:write")
     role = await role_store.select_for_update(work.con, role_id)
     if role is None:
         raise rules.unknown("role", role_id)
@@ -95,7 +95,7 @@ async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawb
     ctx = info.context
     try:
         async with unit_of_work(ctx) as work:
-            rules = await work.rules()
+            rules = await work.rules("roles:write")
             user = await user_store.select_for_update(work.con, uid)
             if user is None:
                 raise rules.unknown("user", uid)
@@ -129,7 +129,7 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
     ctx = info.context
     try:
         async with unit_of_work(ctx) as work:
-            rules = await work.rules()
+            rules = await work.rules("roles:write")
             role = await _locked_role(work, rid)
             permission = await permission_store.select_by_code(work.con, code)
             if permission is None:
@@ -173,7 +173,7 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
-                rules = await work.rules()
+                rules = await work.rules("roles:write")
                 permission_ids = await _resolve_codes(work, input.permission_codes, "permissionCodes")
                 await rules.grant(input.permission_codes)
                 role = await role_store.insert(work.con, input.name, input.description)
@@ -199,7 +199,7 @@ class RoleMutations:
         try:
             async with unit_of_work(ctx) as work:
                 before = await _locked_role(work, rid)
-                await (await work.rules()).change_role(rid, await _codes_of_role(work, rid))
+                await (await work.rules("roles:write")).change_role(rid, await _codes_of_role(work, rid))
                 try:
                     async with work.con.transaction():  # savepoint: a taken name is a result
                         role = await role_store.update(work.con, rid, input.name, input.description)
@@ -220,7 +220,7 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
-                rules = await work.rules()
+                rules = await work.rules("roles:write")
                 role = await _locked_role(work, rid)
                 holders = await role_store.holders(work.con, rid)
                 codes = await _codes_of_role(work, rid)
@@ -249,7 +249,7 @@ class RoleMutations:
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
-                rules = await work.rules()
+                rules = await work.rules("roles:write")
                 role = await _locked_role(work, rid)
                 before = await _codes_of_role(work, rid)
                 permission_ids = await _resolve_codes(work, codes, "codes")

@@ -44,12 +44,16 @@ class Work:
     confirmed: bool = True  # False: Redis missed the invalidation; the outbox replays it
     _rules: delegation.Delegation | None = None
 
-    async def rules(self) -> delegation.Delegation:
+    async def rules(self, needs: str | None = None) -> delegation.Delegation:
         """The delegation rule for this transaction (api/delegation.py): takes the
-        lock that serialises privilege changes and reads the caller as committed.
-        Call it before reading the subject."""
+        lock that serialises privilege changes, reads the caller as committed and
+        checks again `needs`, the mutation's own permission (the first call must
+        name it). Call it before reading the subject."""
         if self._rules is None:
-            self._rules = await delegation.begin(self.con, self.ctx.viewer_id)
+            if needs is None:
+                msg = "the first rules() call of a transaction names the mutation's permission"
+                raise TypeError(msg)
+            self._rules = await delegation.begin(self.con, self.ctx.viewer_id, needs)
         return self._rules
 
     async def audit(self, action: str, target_type: str, target_id: int | str, before: Any, after: Any) -> None:

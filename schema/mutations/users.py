@@ -8,6 +8,7 @@ import asyncpg
 import strawberry
 
 from api.context import Info
+from api.emails import normalize_email
 from api.passwords import check_strength, hash_password
 from api.store import users as user_store
 from loaders.factory import forget
@@ -56,7 +57,7 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
     uid = parse_id(id)
     try:
         async with unit_of_work(info.context) as work:
-            rules = await work.rules()
+            rules = await work.rules("users:write")
             before = await user_store.select_for_update(work.con, uid)
             if before is None:
                 raise rules.unknown("user", uid)
@@ -98,7 +99,7 @@ class UserMutations:
         try:
             async with unit_of_work(info.context) as work:
                 row = await user_store.insert(
-                    work.con, input.email.strip(), input.display_name,
+                    work.con, normalize_email(input.email), input.display_name,
                     input.avatar_url or None, password_hash,
                 )
                 if row is None:
@@ -122,7 +123,7 @@ class UserMutations:
             return problem
         try:
             async with unit_of_work(info.context) as work:
-                rules = await work.rules()
+                rules = await work.rules("users:write")
                 before = await user_store.select_for_update(work.con, uid)
                 if before is None:
                     raise rules.unknown("user", uid)
@@ -131,10 +132,10 @@ class UserMutations:
                     work.con, uid, input.display_name, input.avatar_url or None,
                     clear_avatar=input.avatar_url == "",
                 )
-                if input.email is not None and input.email.strip().lower() != before.email.lower():
+                if input.email is not None and normalize_email(input.email) != before.email.lower():
                     try:
                         async with work.con.transaction():
-                            after = await user_store.update_email(work.con, uid, input.email.strip())
+                            after = await user_store.update_email(work.con, uid, normalize_email(input.email))
                     except asyncpg.UniqueViolationError:
                         raise Rollback(ConflictError(message="That email is already in use.", field="email")) from None
                 assert after is not None  # noqa: S101 - row locked above

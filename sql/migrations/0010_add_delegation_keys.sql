@@ -12,9 +12,18 @@ create table seed_mark (
     ref        bigint,
     created_at timestamptz not null default now()
 );
+-- A database seeded before this migration: its base, its first admin (by the
+-- e-mail the seed used, else none: never a second admin) and its synthetic users
+-- count as done, so the first start after the upgrade changes nothing.
+update roles set builtin_key = name where name ~ '^team-[0-9]{2}$' and description = 'synthetic (benchmark)';
 insert into seed_mark (key) select 'base' where exists (select 1 from roles where builtin_key = 'admin');
 insert into seed_mark (key, ref)
-select 'first_admin', u.id from users u where lower(u.email) = 'admin@permgraph.local';
+select 'first_admin', (select min(u.id) from users u where lower(u.email) = 'admin@permgraph.local')
+where exists (select 1 from roles where builtin_key = 'admin');
+insert into seed_mark (key, ref)
+select 'synthetic_users', max(substring(email from '^user([0-9]+)@example\.com$')::bigint)
+from users where email ~ '^user[0-9]+@example\.com$'
+having count(*) > 0;
 
 -- Every permission code that was ever granted to a role, whoever granted it and
 -- however (API, psql, migrations): deleting and re-creating a code never makes it

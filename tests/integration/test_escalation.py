@@ -77,6 +77,7 @@ REVOKE = "mutation($r: ID!, $c: String!) { revokePermission(roleId: $r, code: $c
 RENAME = "mutation($r: ID!, $n: String!) { updateRole(id: $r, input: {name: $n}) { __typename ... on NotAllowedError { message } } }"
 DELETE_ROLE = "mutation($r: ID!) { deleteRole(id: $r) { __typename ... on NotAllowedError { message } } }"
 CREATE_PERMISSION = "mutation($c: String!) { createPermission(code: $c) { __typename ... on PermissionPayload { permission { id } } } }"
+INVALIDATE = "mutation($u: ID!) { invalidatePermissionCache(userId: $u) { __typename } }"
 DELETE_PERMISSION = "mutation($p: ID!) { deletePermission(id: $p) { __typename ... on NotAllowedError { message } ... on Deleted { affectedUsers } } }"
 DEACTIVATE = "mutation($u: ID!) { deactivateUser(id: $u) { __typename ... on NotAllowedError { message } } }"
 SET_EMAIL = "mutation($u: ID!, $e: String!) { updateUser(id: $u, input: {email: $e}) { __typename ... on NotAllowedError { message } } }"
@@ -118,15 +119,21 @@ async def test_r2_permission_codes_cannot_be_laundered(client: httpx.AsyncClient
     assert refused["__typename"] == "NotAllowedError" and "cannot be deleted" in refused["message"]
     assert (await mutate(client, token, DELETE_PERMISSION, {"p": str(api_keys)}))["__typename"] == "NotAllowedError"
     assert await snapshot(pool) == before
+    # permgraph's own resources are reserved: nobody creates a code there (a
+    # later version could start checking it)
+    assert (await mutate(client, token, CREATE_PERMISSION, {"c": "audit:write"}))["__typename"] == "NotAllowedError"
     # the admin retires a code that was granted; re-created, it is still not grantable
-    assert (await mutate(client, admin_token, DELETE_PERMISSION, {"p": str(api_keys)}))["__typename"] == "Deleted"
-    assert (await mutate(client, token, CREATE_PERMISSION, {"c": "api_keys:read"}))["__typename"] == "PermissionPayload"
-    again = await mutate(client, token, GRANT, {"r": str(own_role), "c": "api_keys:read"})
-    assert again["__typename"] == "NotAllowedError" and again["missingPermissions"] == ["api_keys:read"]
-    # a code never granted to anyone is the one exception (or it could never be granted)
+    created = await mutate(client, admin_token, CREATE_PERMISSION, {"c": "reports:read"})
+    admin_role = await role_id(pool, "admin")
+    assert (await mutate(client, admin_token, GRANT, {"r": str(admin_role), "c": "reports:read"}))["changed"] is True
+    assert (await mutate(client, admin_token, DELETE_PERMISSION, {"p": created["permission"]["id"]}))["__typename"] == "Deleted"
     assert (await mutate(client, token, CREATE_PERMISSION, {"c": "reports:read"}))["__typename"] == "PermissionPayload"
-    assert (await mutate(client, token, GRANT, {"r": str(own_role), "c": "reports:read"}))["changed"] is True
-    assert "audit:read" not in await held(pool, 2) and "api_keys:read" not in await held(pool, 2)
+    again = await mutate(client, token, GRANT, {"r": str(own_role), "c": "reports:read"})
+    assert again["__typename"] == "NotAllowedError" and again["missingPermissions"] == ["reports:read"]
+    # a code never granted to anyone is the one exception (or it could never be granted)
+    assert (await mutate(client, token, CREATE_PERMISSION, {"c": "reports:write"}))["__typename"] == "PermissionPayload"
+    assert (await mutate(client, token, GRANT, {"r": str(own_role), "c": "reports:write"}))["changed"] is True
+    assert {"audit:read", "api_keys:read", "reports:read"}.isdisjoint(await held(pool, 2))
 
 
 async def test_r3_delegates_cannot_strip_those_above_them(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
@@ -226,3 +233,72 @@ async def test_two_delegates_racing_to_remove_the_last_two_holders_one_wins(clie
                 " where p.code = 'roles:write' and u.is_active"
             )
         assert holders == 1
+
+
+async def test_deleting_a_code_strips_no_role_that_holds_more(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    """A role nobody holds yet is still a subject: deleting one of its codes
+    takes that code from it."""
+    async with pool.acquire() as con:
+        await con.execute("insert into permissions (code) values ('reports:read')")
+    _, _, token = await delegate(pool, settings, "mallory", ["roles:write", "permissions:write", "reports:read", *ALL_READS])
+    _, auditors, _ = await delegate(pool, settings, "auditors", ["audit:read", "reports:read"])
+    async with pool.acquire() as con:
+        await con.execute("delete from user_roles where role_id = $1", auditors)  # a role template, no holders
+        reports = await con.fetchval("select id from permissions where code = 'reports:read'")
+    assert (await mutate(client, token, REVOKE, {"r": str(auditors), "c": "reports:read"}))["__typename"] == "NotAllowedError"
+    before = await snapshot(pool)
+    assert (await mutate(client, token, DELETE_PERMISSION, {"p": str(reports)}))["__typename"] == "NotAllowedError"
+    assert await snapshot(pool) == before
+
+
+async def test_detail_only_for_a_caller_who_may_read_the_subject(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    _, _, token = await delegate(pool, settings, "blind", ["users:write", "permissions:read"])
+    unknown = await mutate(client, token, DEACTIVATE, {"u": "999999"})
+    forbidden = await mutate(client, token, DEACTIVATE, {"u": "1"})
+    assert unknown == {"__typename": "NotAllowedError", "message": "You may not change user 999999."}
+    assert forbidden == {"__typename": "NotAllowedError", "message": "You may not change user 1."}
+    # and the cache flush of one user does not tell which ids exist
+    _, _, flusher = await delegate(pool, settings, "flusher", ["permissions:write"])
+    assert await mutate(client, flusher, INVALIDATE, {"u": "999999"}) == await mutate(client, flusher, INVALIDATE, {"u": "1"})
+
+
+async def test_the_mutation_s_own_permission_is_checked_again_after_the_lock(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    """The field's check reads the cached entry before the lock; a revocation
+    that commits in between must still win."""
+    mallory, writer_role, token = await delegate(pool, settings, "mallory", ["roles:write"])
+    _, reader_role, _ = await delegate(pool, settings, "readers", ALL_READS)
+    async with pool.acquire() as con:
+        await con.execute("insert into user_roles values ($1, $2)", mallory, reader_role)
+        intern = await con.fetchval("insert into users (email) values ('intern@example.com') returning id")
+    viewer = await role_id(pool, "viewer")
+    async with pool.acquire() as con, con.transaction():
+        await con.execute("select pg_advisory_xact_lock(7365)")  # what every privilege change takes first
+        task = asyncio.create_task(mutate(client, token, ASSIGN, {"u": str(intern), "r": str(viewer)}))
+        for _ in range(500):  # until her request, past the field's check, waits for the lock
+            if await con.fetchval("select count(*) from pg_locks where locktype = 'advisory' and not granted"):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the request never reached the lock")
+        # the admin's removeRole(mallory, writer_role), committed first
+        await con.execute("delete from user_roles where user_id = $1 and role_id = $2", mallory, writer_role)
+    result = await task
+    assert result["__typename"] == "NotAllowedError" and "roles:write" in result["message"], result
+    assert await held(pool, intern) == []
+
+
+async def test_the_seed_gives_nothing_to_accounts_it_did_not_create(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    _, _, token = await delegate(pool, settings, "mallory", ["users:write", "roles:write", *ALL_READS])
+    create = 'mutation($e: String!) { createUser(input: {email: $e}) { __typename ... on UserPayload { userId } } }'
+    puppets = [int((await mutate(client, token, create, {"e": e}))["userId"]) for e in ("user50@example.com", "user300@example.com")]
+    # and a role named like a synthetic team, which the seed would fill with grants
+    team = await mutate(client, token, 'mutation { createRole(input: {name: "team-05"}) { __typename ... on RolePayload { roleId } } }')
+    async with pool.acquire() as con:
+        await con.execute("insert into user_roles values ($1, $2)", puppets[0], int(team["roleId"]))
+        await seed(con, admin_password=ADMIN_PASSWORD, users=200)  # the first `make run` with demo users
+        await seed(con, admin_password=ADMIN_PASSWORD, users=300)  # SEED_USERS raised later
+        made = await con.fetchval("select count(*) from users where email ~ '^user[0-9]+@example.com$'")
+        grants = await con.fetchval("select count(*) from role_permissions where role_id = $1", int(team["roleId"]))
+    assert made == 300 and grants == 0
+    for puppet in puppets:
+        assert await held(pool, puppet) == []

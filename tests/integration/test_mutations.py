@@ -240,7 +240,7 @@ async def test_create_and_update_user_drop_no_permission_entries(client, admin_t
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     created = await run(client, admin_token, 'mutation { createUser(input: {email: "New@Example.com", displayName: "New", password: "a-good-long-password"}) { __typename ... on UserPayload { user { id email } } } }')
-    assert created["user"]["email"] == "New@Example.com"
+    assert created["user"]["email"] == "new@example.com"  # one spelling per mailbox (api/emails.py)
     dup = await run(client, admin_token, 'mutation { createUser(input: {email: "new@example.COM"}) { __typename ... on ConflictError { field } } }')
     assert dup == {"__typename": "ConflictError", "field": "email"}
     weak = await run(client, admin_token, 'mutation { createUser(input: {email: "w@example.com", password: "short"}) { __typename ... on InvalidInputError { field } } }')
