@@ -5,17 +5,26 @@ the last holders of roles:write. The stateful search is in test_delegation_machi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from api.seed import seed
 from api.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import codes, gql, token_for
+from tests.factories import app_with, codes, gql, token_for
 
 ALL_READS = ["users:read", "roles:read", "permissions:read"]
+
+
+@pytest.fixture(params=["dev", "prod"])
+async def client(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Every sequence in both profiles."""
+    async with app_with(settings, environment=request.param, graphql_ide=None) as (c, _):
+        yield c
 
 
 async def delegate(pool: asyncpg.Pool, settings: Settings, name: str, perms: list[str], *, active: bool = True) -> tuple[int, int, str]:

@@ -85,11 +85,14 @@ async def test_assign_role_invalidates_that_user_only(client, admin_token, world
     assert await audit_actions(pool) == [("user.assign_role", str(world.ids["vi"]))]
 
 
-async def test_remove_role_and_its_typed_outcomes(client, admin_token, world, resources, redis_client) -> None:
+async def test_remove_role_and_its_typed_outcomes(client, admin_token, world, resources, redis_client, pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     result = await run(client, admin_token, REMOVE, {"u": str(world.ids["both"]), "r": str(world.roles["editor"])})
     assert result["changed"] is True
+    async with pool.acquire() as con:  # a removal reads as one: the role before, nothing after
+        row = await con.fetchrow("select before, after from audit_log where action = 'user.remove_role'")
+    assert json.loads(row["before"]) == {"role_id": world.roles["editor"], "role": "editor"} and row["after"] is None
     assert await cached(redis_client, everyone) == set(everyone) - {world.ids["both"]}
     assert await perms_of(client, admin_token, world.ids["both"]) == ["permissions:read", "roles:read", "users:read"]
     missing_role = await run(client, admin_token, REMOVE, {"u": str(world.ids["both"]), "r": "9999"})
