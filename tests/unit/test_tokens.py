@@ -105,8 +105,8 @@ def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
 @pytest.mark.parametrize(
     "over",
     [
-        {"exp": datetime.now(UTC) - timedelta(minutes=1)},       # expired beyond the leeway
-        {"nbf": datetime.now(UTC) + timedelta(minutes=5)},       # not yet valid
+        {"exp": timedelta(minutes=-1)},                         # expired beyond the leeway (from now)
+        {"nbf": timedelta(minutes=5)},                          # not yet valid (from now)
         {"aud": "someone-else"},
         {"iss": "evil"},
         {"typ": "refresh"},                                     # a refresh token as an access token
@@ -126,8 +126,11 @@ def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
     ],
 )
 def test_bad_claims_are_refused(tokens: TokenService, over: dict[str, object]) -> None:
+    # times are offsets from now, taken when the test runs (not when it is collected)
+    now = datetime.now(UTC)
+    claims = {k: now + v if isinstance(v, timedelta) else v for k, v in over.items()}
     with pytest.raises(Unauthenticated):
-        tokens.decode(jwt.encode(_claims(**over), SECRET, algorithm="HS256"), "access")
+        tokens.decode(jwt.encode(_claims(**claims), SECRET, algorithm="HS256"), "access")
 
 
 def test_wrong_secret_is_refused(tokens: TokenService) -> None:
