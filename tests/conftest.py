@@ -67,7 +67,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         environment="test",
         database_url=database_url,
         redis_url=redis_url,
-        jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
+        jwt_secret=JWT_SECRET,
         db_pool_min_size=1,
         breaker_cooldown_s=0.5,
         redis_socket_timeout_s=0.05,  # the hung-Redis tests stay quick; nothing here saturates the CPU

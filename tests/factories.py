@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import httpx
+import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 
@@ -40,6 +41,14 @@ class StatementLog:
         return sum("role_ids bigint[], roles text[], codes text[]" in s for s in self.statements)
 
 
+@asynccontextmanager
+async def acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the pool, typed as the Connection the app's functions
+    take (as `api.db.Database.connection` yields it)."""
+    async with pool.acquire() as con:
+        yield con  # type: ignore[misc]  # a pool proxy behaves as its Connection; asyncpg-stubs type it apart
+
+
 @contextmanager
 def counting_sql() -> Iterator[StatementLog]:
     log = StatementLog()
@@ -57,6 +66,13 @@ async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[tuple[ht
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c, application.state.resources
+
+
+async def stored(redis: aioredis.Redis, key: str) -> bytes:
+    """The value Redis holds at `key`, which the test expects to be there."""
+    value = await redis.get(key)
+    assert isinstance(value, bytes), (key, value)
+    return value
 
 
 def metric(name: str, labels: dict[str, str] | None = None) -> float:
@@ -90,7 +106,7 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
 
 
-async def insert_user(con: asyncpg.Connection, email: str, *, roles: list[str] = (), active: bool = True) -> int:  # type: ignore[assignment]
+async def insert_user(con: asyncpg.Connection, email: str, *, roles: Sequence[str] = (), active: bool = True) -> int:
     user_id = await con.fetchval(
         "insert into users (email, display_name, is_active) values ($1, $2, $3) returning id",
         email, email.split("@")[0], active,
@@ -102,4 +118,4 @@ async def insert_user(con: asyncpg.Connection, email: str, *, roles: list[str] =
     return int(user_id)
 
 
-__all__ = ["APP_TABLES", "StatementLog", "app_with", "codes", "counting_sql", "gql", "insert_user", "metric", "token_for"]
+__all__ = ["APP_TABLES", "StatementLog", "acquire", "app_with", "codes", "counting_sql", "gql", "insert_user", "metric", "stored", "token_for"]

@@ -15,7 +15,7 @@ from api.seed import seed
 from api.settings import Settings
 from api.state import State
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import APP_TABLES, token_for
+from tests.factories import APP_TABLES, acquire, token_for
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple[FastAPI, Any]) -> None:
     """Every test starts from the seed (base roles, permissions, the admin as id 1),
     an empty Redis and a closed breaker."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute(f"truncate {APP_TABLES} restart identity cascade")
         await seed(con, admin_password=ADMIN_PASSWORD)
     await redis_client.flushdb()

@@ -6,6 +6,8 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import httpx
@@ -14,8 +16,17 @@ import jwt
 from api.passwords import hash_password
 from api.seed import ADMIN_EMAIL
 from api.settings import Settings
+from api.state import State
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import app_with, codes, gql, insert_user, token_for
+from tests.factories import (
+    acquire,
+    app_with,
+    codes,
+    gql,
+    insert_user,
+    stored,
+    token_for,
+)
 
 LOGIN = """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
   __typename ... on AuthPayload { accessToken refreshToken user { email } } ... on AuthError { message code } } }"""
@@ -25,12 +36,13 @@ REFRESH = """mutation($t: String!) { refreshToken(token: $t) {
   __typename ... on AuthPayload { accessToken refreshToken } ... on AuthError { message code } } }"""
 
 
-async def login(client: httpx.AsyncClient, email: str, password: str) -> dict:
-    return (await gql(client, LOGIN, {"e": email, "p": password}))["data"]["login"]
+async def login(client: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
+    result: dict[str, Any] = (await gql(client, LOGIN, {"e": email, "p": password}))["data"]["login"]
+    return result
 
 
-async def with_password(pool: asyncpg.Pool, email: str, password: str, *, roles: list[str] = (), active: bool = True) -> int:  # type: ignore[assignment]
-    async with pool.acquire() as con:
+async def with_password(pool: asyncpg.Pool, email: str, password: str, *, roles: Sequence[str] = (), active: bool = True) -> int:
+    async with acquire(pool) as con:
         uid = await insert_user(con, email, roles=roles, active=active)
         await con.execute("update users set password_hash = $2 where id = $1", uid, await hash_password(password))
     return uid
@@ -72,7 +84,7 @@ async def test_repeated_failures_hold_the_pair_even_with_redis_down(pool: asyncp
         # held: even the right password is not checked for now, and the answer says so
         held = (await gql(client, LOGIN_HELD, {"e": "target@example.com", "p": "the-right-password"}))["data"]["login"]
         assert held["code"] == "TOO_MANY_ATTEMPTS" and 590 <= held["retryAfterSeconds"] <= 600
-        async with pool.acquire() as con:  # the wait has passed
+        async with acquire(pool) as con:  # the wait has passed
             await con.execute("update login_throttle set last_failure_at = last_failure_at - interval '601 seconds'")
         assert (await login(client, "target@example.com", "the-right-password"))["__typename"] == "AuthPayload"
 
@@ -105,7 +117,7 @@ async def test_logout_revokes_the_family(client: httpx.AsyncClient) -> None:
     assert (await gql(client, REFRESH, {"t": second["refreshToken"]}))["data"]["refreshToken"]["__typename"] == "AuthError"
 
 
-async def test_change_password_revokes_refresh_tokens_and_invalidates_the_entry(client: httpx.AsyncClient, pool: asyncpg.Pool, resources) -> None:
+async def test_change_password_revokes_refresh_tokens_and_invalidates_the_entry(client: httpx.AsyncClient, pool: asyncpg.Pool, resources: State) -> None:
     uid = await with_password(pool, "pw@example.com", "old-password-123", roles=["viewer"])
     session = await login(client, "pw@example.com", "old-password-123")
     token = session["accessToken"]
@@ -120,15 +132,15 @@ async def test_change_password_revokes_refresh_tokens_and_invalidates_the_entry(
     assert ok["data"]["changePassword"]["__typename"] == "PasswordChanged"
     # the entry also says which sessions have ended: invalidated like a permission change, and
     # reloaded by the mutation itself with the not-before time and the revoked session
-    entry = json.loads(await resources["redis"].get(f"permissions:user:{uid}"))
+    entry = json.loads(await stored(resources["redis"], f"permissions:user:{uid}"))
     assert entry["nbf"] is not None and len(entry["rs"]) == 1
     assert (await gql(client, REFRESH, {"t": session["refreshToken"]}))["data"]["refreshToken"]["__typename"] == "AuthError"
     assert (await login(client, "pw@example.com", "old-password-123"))["__typename"] == "AuthError"
     assert (await login(client, "pw@example.com", "new-password-456"))["__typename"] == "AuthPayload"
 
 
-async def test_update_me_changes_profile_without_touching_permissions(client: httpx.AsyncClient, pool: asyncpg.Pool, resources, settings: Settings) -> None:
-    async with pool.acquire() as con:
+async def test_update_me_changes_profile_without_touching_permissions(client: httpx.AsyncClient, pool: asyncpg.Pool, resources: State, settings: Settings) -> None:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "me@example.com", roles=["viewer"])
     token = token_for(uid, settings)
     await gql(client, "{ me { permissions } }", token=token)
@@ -142,7 +154,7 @@ async def test_update_me_changes_profile_without_touching_permissions(client: ht
 async def test_no_token_is_unauthenticated_and_a_missing_permission_is_forbidden(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
     anonymous = await gql(client, "{ users { totalCount } }", expect_errors=True)
     assert codes(anonymous) == ["UNAUTHENTICATED"]
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "v@example.com", roles=["viewer"])
     token = token_for(uid, settings)
     denied = await gql(client, "{ auditLog { entries { id } } }", token=token, expect_errors=True)
@@ -155,7 +167,7 @@ async def test_no_token_is_unauthenticated_and_a_missing_permission_is_forbidden
 
 
 async def test_nested_paths_are_checked_too(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into roles (name) values ('selfonly')")
         uid = await insert_user(con, "s@example.com", roles=["selfonly"])
         await insert_user(con, "other@example.com", roles=["viewer"])
@@ -175,7 +187,7 @@ async def test_nested_paths_are_checked_too(client: httpx.AsyncClient, pool: asy
 
 
 async def test_role_revoked_while_the_access_token_is_still_valid(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, admin_token: str) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "ed@example.com", roles=["editor"])
         editor = await con.fetchval("select id from roles where name = 'editor'")
     token = token_for(uid, settings)
@@ -217,11 +229,11 @@ async def test_login_rehashes_a_password_hashed_with_old_parameters(client: http
     from argon2 import PasswordHasher
 
     old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("an-old-style-password")
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "old@example.com", roles=["viewer"])
         await con.execute("update users set password_hash = $2 where id = $1", uid, old)
     assert (await login(client, "old@example.com", "an-old-style-password"))["__typename"] == "AuthPayload"
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         new = await con.fetchval("select password_hash from users where id = $1", uid)
     assert new != old and new.startswith("$argon2id$") and "m=65536" in new
     assert (await login(client, "old@example.com", "an-old-style-password"))["__typename"] == "AuthPayload"

@@ -37,7 +37,7 @@ from api.main import create_app
 from api.seed import seed
 from api.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import APP_TABLES, token_for
+from tests.factories import APP_TABLES, acquire, token_for
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class World:
 
     async def reset(self, delegate_sets: list[set[str]]) -> dict[str, Any]:
         assert self.pool is not None
-        async with self.pool.acquire() as con:
+        async with acquire(self.pool) as con:
             await con.execute(f"truncate {APP_TABLES} restart identity cascade")
             await seed(con, admin_password=ADMIN_PASSWORD)
             await con.execute("insert into permissions (code) values ('res:read'), ('res:write')")
@@ -114,13 +114,14 @@ class World:
             for i, codes in enumerate(delegate_sets):
                 rid = await role(f"d{i}", sorted(codes))
                 delegates.append(await user(f"d{i}@example.com", [rid]))
-        await self.client.post("/graphql", json={"query": "mutation { invalidatePermissionCache { __typename } }"},  # type: ignore[union-attr]
+        assert self.client is not None
+        await self.client.post("/graphql", json={"query": "mutation { invalidatePermissionCache { __typename } }"},
                                headers={"Authorization": f"Bearer {token_for(1, self.settings)}"})
         return {"delegates": delegates, "tokens": [token_for(d, self.settings) for d in delegates]}
 
     async def state(self) -> dict[str, Any]:
         assert self.pool is not None
-        async with self.pool.acquire() as con:
+        async with acquire(self.pool) as con:
             users = await con.fetch(
                 "select u.id, u.email, u.is_active, coalesce(array_agg(distinct p.code) filter (where p.code is not null), '{}') codes"
                 " from users u left join user_roles ur on ur.user_id = u.id left join role_permissions rp on rp.role_id = ur.role_id"

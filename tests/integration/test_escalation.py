@@ -15,7 +15,7 @@ import pytest
 from api.seed import seed
 from api.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import app_with, codes, gql, token_for
+from tests.factories import acquire, app_with, codes, gql, token_for
 
 ALL_READS = ["users:read", "roles:read", "permissions:read"]
 
@@ -29,7 +29,7 @@ async def client(request: pytest.FixtureRequest, settings: Settings) -> AsyncIte
 
 async def delegate(pool: asyncpg.Pool, settings: Settings, name: str, perms: list[str], *, active: bool = True) -> tuple[int, int, str]:
     """A user holding one role of its own with `perms`: (user id, role id, token)."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         role_id = await con.fetchval("insert into roles (name) values ($1) returning id", name)
         await con.execute(
             "insert into role_permissions select $1, id from permissions where code = any($2::text[])", role_id, perms
@@ -42,7 +42,7 @@ async def delegate(pool: asyncpg.Pool, settings: Settings, name: str, perms: lis
 
 
 async def held(pool: asyncpg.Pool, user_id: int) -> list[str]:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return list(await con.fetchval(
             "select coalesce(array_agg(distinct p.code order by p.code), '{}') from user_roles ur"
             " join role_permissions rp on rp.role_id = ur.role_id join permissions p on p.id = rp.permission_id"
@@ -52,7 +52,7 @@ async def held(pool: asyncpg.Pool, user_id: int) -> list[str]:
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:
     """Everything a privilege change could touch."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return (
             await con.fetch("select user_id, role_id from user_roles order by 1, 2"),
             await con.fetch("select role_id, permission_id from role_permissions order by 1, 2"),
@@ -65,17 +65,18 @@ async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:
 
 async def mutate(client: httpx.AsyncClient, token: str, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     body = await gql(client, document, variables, token=token)
-    return next(iter(body["data"].values()))  # type: ignore[no-any-return]
+    return next(iter(body["data"].values()))
 
 
 async def raw(client: httpx.AsyncClient, token: str, document: str, variables: dict[str, Any]) -> dict[str, Any]:
     response = await client.post("/graphql", json={"query": document, "variables": variables}, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    return response.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def role_id(pool: asyncpg.Pool, key: str) -> int:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return int(await con.fetchval("select id from roles where builtin_key = $1", key))
 
 
@@ -102,7 +103,7 @@ async def test_r1_the_seed_follows_stable_keys_not_names_or_emails(client: httpx
     assert await snapshot(pool) == before
     # and when an admin really did rename them (or psql did), a restart's seed
     # changes nothing: it finds its roles by key and ran once
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("update roles set name = 'admin-old' where id = $1", admin_role)
         await con.execute("update roles set name = 'admin' where id = $1", own_role)
         await con.execute("update users set email = 'old-admin@example.com' where id = 1")
@@ -117,7 +118,7 @@ async def test_r1_the_seed_follows_stable_keys_not_names_or_emails(client: httpx
 
 async def test_r2_permission_codes_cannot_be_laundered(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, admin_token: str) -> None:
     _, own_role, token = await delegate(pool, settings, "mallory", ["roles:write", "permissions:write", *ALL_READS])
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         audit_read = await con.fetchval("select id from permissions where code = 'audit:read'")
         api_keys = await con.fetchval("select id from permissions where code = 'api_keys:read'")
     grant = await mutate(client, token, GRANT, {"r": str(own_role), "c": "audit:read"})
@@ -165,7 +166,7 @@ async def test_r3_delegates_cannot_strip_those_above_them(client: httpx.AsyncCli
         assert "permissions you do not hold" in result["message"]
     assert await snapshot(pool) == before
     # a holder whose every permission the delegate holds may be changed by it
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         viewer = await con.fetchval("insert into users (email) values ('v@example.com') returning id")
         await con.execute("insert into user_roles select $1, id from roles where builtin_key = 'viewer'", viewer)
     assert (await mutate(client, users_token, DEACTIVATE, {"u": str(viewer)}))["__typename"] == "UserPayload"
@@ -177,7 +178,7 @@ async def test_r3_a_team_role_the_admin_relies_on_cannot_be_emptied(client: http
     fully is still the admin's: revoking it would strip someone above."""
     _, _, token = await delegate(pool, settings, "teamlead", ["roles:write", "api_keys:read", *ALL_READS])
     _, team_role, _ = await delegate(pool, settings, "team", ["api_keys:read"])
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("delete from role_permissions where permission_id = (select id from permissions where code = 'api_keys:read')"
                           " and role_id = (select id from roles where builtin_key = 'admin')")
         await con.execute("insert into user_roles values (1, $1)", team_role)
@@ -190,7 +191,7 @@ async def test_r3_a_team_role_the_admin_relies_on_cannot_be_emptied(client: http
 
 async def test_r4_payloads_show_only_what_the_caller_may_read(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
     _, _, token = await delegate(pool, settings, "blind", ["roles:write", "users:write"])
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         bob = await con.fetchval("insert into users (email, display_name) values ('bob@example.com', 'Bob') returning id")
     viewer_role = await role_id(pool, "viewer")
     document = """mutation($u: ID!, $r: ID!) {
@@ -218,7 +219,7 @@ async def test_two_delegates_racing_to_remove_the_last_two_holders_one_wins(clie
     for attempt in range(5):
         alice, a_role, alice_token = await delegate(pool, settings, f"alice{attempt}", ["roles:write", *ALL_READS])
         bob, b_role, bob_token = await delegate(pool, settings, f"bob{attempt}", ["roles:write", *ALL_READS])
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             # the admin is away: alice and bob are the only active holders of roles:write
             await con.execute("update users set is_active = false where id = 1")
             await con.execute("update users set is_active = false where email like 'alice%' and id <> $1", alice)
@@ -235,7 +236,7 @@ async def test_two_delegates_racing_to_remove_the_last_two_holders_one_wins(clie
             for body in (first, second)
         )
         assert outcomes == ["RoleAssignment", "refused"], (first, second)
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             holders = await con.fetchval(
                 "select count(distinct u.id) from users u join user_roles ur on ur.user_id = u.id"
                 " join role_permissions rp on rp.role_id = ur.role_id join permissions p on p.id = rp.permission_id"
@@ -247,11 +248,11 @@ async def test_two_delegates_racing_to_remove_the_last_two_holders_one_wins(clie
 async def test_deleting_a_code_strips_no_role_that_holds_more(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
     """A role nobody holds yet is still a subject: deleting one of its codes
     takes that code from it."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into permissions (code) values ('reports:read')")
     _, _, token = await delegate(pool, settings, "mallory", ["roles:write", "permissions:write", "reports:read", *ALL_READS])
     _, auditors, _ = await delegate(pool, settings, "auditors", ["audit:read", "reports:read"])
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("delete from user_roles where role_id = $1", auditors)  # a role template, no holders
         reports = await con.fetchval("select id from permissions where code = 'reports:read'")
     assert (await mutate(client, token, REVOKE, {"r": str(auditors), "c": "reports:read"}))["__typename"] == "NotAllowedError"
@@ -276,11 +277,11 @@ async def test_the_mutation_s_own_permission_is_checked_again_after_the_lock(cli
     that commits in between must still win."""
     mallory, writer_role, token = await delegate(pool, settings, "mallory", ["roles:write"])
     _, reader_role, _ = await delegate(pool, settings, "readers", ALL_READS)
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into user_roles values ($1, $2)", mallory, reader_role)
         intern = await con.fetchval("insert into users (email) values ('intern@example.com') returning id")
     viewer = await role_id(pool, "viewer")
-    async with pool.acquire() as con, con.transaction():
+    async with acquire(pool) as con, con.transaction():
         await con.execute("select pg_advisory_xact_lock(7365)")  # what every privilege change takes first
         task = asyncio.create_task(mutate(client, token, ASSIGN, {"u": str(intern), "r": str(viewer)}))
         for _ in range(500):  # until her request, past the field's check, waits for the lock
@@ -302,7 +303,7 @@ async def test_the_seed_gives_nothing_to_accounts_it_did_not_create(client: http
     puppets = [int((await mutate(client, token, create, {"e": e}))["userId"]) for e in ("user50@example.com", "user300@example.com")]
     # and a role named like a synthetic team, which the seed would fill with grants
     team = await mutate(client, token, 'mutation { createRole(input: {name: "team-05"}) { __typename ... on RolePayload { roleId } } }')
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into user_roles values ($1, $2)", puppets[0], int(team["roleId"]))
         await seed(con, admin_password=ADMIN_PASSWORD, users=200)  # the first `make run` with demo users
         await seed(con, admin_password=ADMIN_PASSWORD, users=300)  # SEED_USERS raised later

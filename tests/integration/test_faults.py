@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 
 from api.main import create_app
 from api.settings import Settings
 from api.state import State
-from tests.factories import codes, gql, insert_user, token_for
-from tests.faultproxy import FaultProxy
+from tests.factories import acquire, codes, gql, insert_user, token_for
+from tests.faultproxy import FaultProxy, Mode
 
 
 @dataclass
@@ -64,7 +65,7 @@ async def faulty_app(settings: Settings, **changes: Any) -> AsyncIterator[Faulty
 
 @pytest.fixture
 async def editor(pool: asyncpg.Pool) -> int:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return await insert_user(con, "f@example.com", roles=["editor"])
 
 
@@ -83,10 +84,10 @@ async def answer(client: httpx.AsyncClient, query: str, token: str) -> tuple[Any
 
 
 @pytest.mark.parametrize("mode", ["refuse", "reset", "blackhole"])
-async def test_redis_faults_answer_from_postgres(settings: Settings, editor: int, mode: str) -> None:
+async def test_redis_faults_answer_from_postgres(settings: Settings, editor: int, mode: Mode) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)  # warm
-        await f.redis.set(mode)  # type: ignore[arg-type]
+        await f.redis.set(mode)
         for _ in range(5):
             started = time.perf_counter()
             data, errs = await answer(f.client, perms_query(editor), f.token)
@@ -100,7 +101,7 @@ async def test_redis_faults_answer_from_postgres(settings: Settings, editor: int
         assert not f.state["cache"].breaker.is_open
 
 
-async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(settings: Settings, editor: int, redis_client) -> None:
+async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(settings: Settings, editor: int, redis_client: aioredis.Redis) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)
         await f.redis.set("delay", 0.01)  # well within the 50 ms test timeout
@@ -117,7 +118,7 @@ async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(setti
 async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_still_answer(
     settings: Settings, editor: int, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         cold = await insert_user(con, "cold@example.com", roles=["viewer"])
     async with faulty_app(settings) as f:
         warm = await gql(f.client, perms_query(editor), token=f.token)  # editor's entry (and the admin's) cached
@@ -151,7 +152,7 @@ async def test_pool_exhaustion_is_a_quick_coded_error_and_the_pool_recovers(sett
 async def test_terminated_backends_give_coded_errors_then_recover(settings: Settings, editor: int, pool: asyncpg.Pool) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             killed = await con.fetchval(
                 "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'permgraph' and pid <> pg_backend_pid()"
             )
@@ -167,9 +168,9 @@ async def test_terminated_backends_give_coded_errors_then_recover(settings: Sett
 
 
 async def test_an_invalidation_redis_missed_is_replayed_before_the_cache_is_trusted(
-    settings: Settings, editor: int, pool: asyncpg.Pool, redis_client
+    settings: Settings, editor: int, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         editor_role = await con.fetchval("select id from roles where name = 'editor'")
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)
@@ -192,7 +193,7 @@ async def test_an_invalidation_redis_missed_is_replayed_before_the_cache_is_trus
         while not f.state["cache"].trusted and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert f.state["cache"].trusted
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             assert await con.fetchval("select count(*) from cache_outbox") == 0
         value = await redis_client.get(f"permissions:user:{editor}")
         assert value is None or b'"permissions":[]' in value
@@ -201,9 +202,9 @@ async def test_an_invalidation_redis_missed_is_replayed_before_the_cache_is_trus
 
 
 async def test_a_transaction_that_fails_at_commit_invalidates_nothing_and_grants_nothing(
-    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client, resources: State
+    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis, resources: State
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "c@example.com", roles=["viewer"])
         admin_role = await con.fetchval("select id from roles where name = 'admin'")
         # a deferred constraint: checked only at COMMIT
@@ -224,12 +225,12 @@ async def test_a_transaction_that_fails_at_commit_invalidates_nothing_and_grants
         assert "refused at commit" not in response.text  # no internals
         assert await redis_client.get(f"permissions:user:{uid}") is not None  # nothing invalidated
         assert await redis_client.get(f"permissions:user:{uid}:gen") == outbox_before
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             assert await con.fetchval("select count(*) from user_roles where user_id = $1", uid) == 1
             assert await con.fetchval("select count(*) from audit_log") == 0
             assert await con.fetchval("select count(*) from cache_outbox") == 0
         data = (await gql(client, perms_query(uid), token=admin_token))["data"]
         assert data["user"]["permissions"] == VIEWER
     finally:
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             await con.execute("drop trigger if exists user_roles_fail_at_commit on user_roles; drop function if exists fail_at_commit()")

@@ -68,8 +68,8 @@ async def test_seed_prints_a_generated_password_once_and_makes_synthetic_users(e
         " where u.email like 'user%' and r.name like 'team-%' group by ur.user_id")]
     assert len(counts) == 50 and set(counts) <= {1, 2, 3} and {1, 2, 3} <= set(counts)
     # the demo roles have holders: every 10th synthetic user a viewer, every 50th an editor
-    holders = dict(await empty_db.fetch(
-        "select r.name, count(*) from user_roles ur join roles r on r.id = ur.role_id group by r.name"))
+    holders = {r["name"]: r["count"] for r in await empty_db.fetch(
+        "select r.name, count(*) from user_roles ur join roles r on r.id = ur.role_id group by r.name")}
     assert holders["viewer"] == 4 and holders["editor"] == 1 and holders["admin"] == 1
     # the demo admin holds every seeded permission (it may assign every role)
     missing = await empty_db.fetchval(

@@ -18,7 +18,7 @@ from graphql import parse
 from api.settings import Settings
 from api.store import roles as role_store
 from schema.prepared import PreparedDocuments
-from tests.factories import insert_user, metric, token_for
+from tests.factories import acquire, insert_user, metric, token_for
 
 LANE = "graphql_prepared_requests_total"
 
@@ -82,7 +82,7 @@ async def test_a_variable_that_does_not_coerce_is_bad_user_input(client: httpx.A
 
 
 async def test_denials_are_the_same_in_the_lane(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         nobody = await insert_user(con, "nobody@example.com")
         gone = await insert_user(con, "gone@example.com", roles=["admin"], active=False)
     first, second, lane = await twice(client, '{ user(id: "1") { id permissions } }', token=token_for(nobody, settings))

@@ -27,6 +27,7 @@ from api.store import (
     users as user_store,
 )
 from tests.factories import (
+    acquire,
     app_with,
     codes,
     counting_sql,
@@ -140,7 +141,7 @@ async def test_the_fan_out_query_is_refused_with_its_cost_before_any_io(
     settings: Settings,
     redis_client: aioredis.Redis,
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=200)
         viewer = await insert_user(con, "viewer@example.com", roles=["viewer"])
     before = await mgets(redis_client)
@@ -221,7 +222,7 @@ LOCK = 4242  # an advisory lock the test holds: statements that wait for it hold
 
 
 async def waiting_on_the_lock(pool: asyncpg.Pool) -> int:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return int(
             await con.fetchval(
                 "select count(*) from pg_locks where locktype = 'advisory' and objid = $1 and not granted",
@@ -239,7 +240,7 @@ async def test_a_costly_query_does_not_starve_a_concurrent_request(
     test holds), they took all eight connections of the pool and a concurrent
     `me` failed; now the query holds at most its share (8 x 0.25 = 2) and `me`
     answers, and the query completes once the lock is released."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=60)
         team_roles = [
             r["id"]
@@ -291,7 +292,7 @@ async def test_a_costly_query_does_not_starve_a_concurrent_request(
 async def test_a_full_postgres_pool_is_busy_not_down(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "busy@example.com")
     async with app_with(
         settings, db_pool_min_size=2, db_pool_max_size=2, db_acquire_timeout_s=0.2
@@ -304,8 +305,8 @@ async def test_a_full_postgres_pool_is_busy_not_down(
         try:
             body = (await post(app, '{ user(id: "%d") { email } }' % uid, token)).json()
         finally:
-            for con in held:
-                await state["db"].pool.release(con)
+            for held_con in held:
+                await state["db"].pool.release(held_con)
         assert body["errors"][0]["message"] == "The service is busy; retry shortly."
         assert codes(body) == ["SERVICE_BUSY"]
         body = (await post(app, '{ user(id: "%d") { email } }' % uid, token)).json()
@@ -315,16 +316,17 @@ async def test_a_full_postgres_pool_is_busy_not_down(
 async def test_a_full_redis_pool_is_a_miss_and_does_not_open_the_breaker(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "r@example.com", roles=["viewer"])
     query = '{ user(id: "%d") { permissions } }' % uid
     async with app_with(settings, redis_max_connections=2) as (app, state):
         token = token_for(1, settings)
         await post(app, query, token)
         redis_pool = state["redis"].connection_pool
-        held = [
-            await redis_pool.get_connection() for _ in range(2)
-        ]  # every connection in use
+        held = [  # every connection in use
+            await redis_pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            for _ in range(2)
+        ]
         try:
             for _ in range(settings.breaker_failure_threshold + 2):
                 body = (await post(app, query, token)).json()

@@ -14,7 +14,15 @@ import redis.asyncio as aioredis
 from api.settings import Settings
 from api.state import State
 from loaders.permissions import load_access_by_user_id
-from tests.factories import codes, counting_sql, gql, insert_user, token_for
+from tests.factories import (
+    acquire,
+    codes,
+    counting_sql,
+    gql,
+    insert_user,
+    stored,
+    token_for,
+)
 
 
 class World:
@@ -26,7 +34,7 @@ class World:
 
 @pytest.fixture
 async def world(pool: asyncpg.Pool) -> World:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         ids = {
             "ed": await insert_user(con, "ed@example.com", roles=["editor"]),
             "vi": await insert_user(con, "vi@example.com", roles=["viewer"]),
@@ -47,12 +55,13 @@ async def cached(redis_client: aioredis.Redis, user_ids: list[int]) -> set[int]:
 
 
 async def audit_actions(pool: asyncpg.Pool) -> list[tuple[str, str]]:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         return [(r["action"], r["target_id"]) for r in await con.fetch("select action, target_id from audit_log order by id")]
 
 
 async def perms_of(client: httpx.AsyncClient, token: str, uid: int) -> list[str]:
-    return (await gql(client, '{ user(id: "%d") { permissions } }' % uid, token=token))["data"]["user"]["permissions"]
+    permissions: list[str] = (await gql(client, '{ user(id: "%d") { permissions } }' % uid, token=token))["data"]["user"]["permissions"]
+    return permissions
 
 
 async def run(client: httpx.AsyncClient, token: str, mutation: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -66,18 +75,18 @@ GRANT = "mutation($r: ID!, $c: String!) { grantPermission(roleId: $r, code: $c) 
 REVOKE = "mutation($r: ID!, $c: String!) { revokePermission(roleId: $r, code: $c) { __typename ... on RoleGrant { changed } ... on NotAllowedError { message } } }"
 
 
-async def test_assign_role_invalidates_that_user_only(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_assign_role_invalidates_that_user_only(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     result = await run(client, admin_token, ASSIGN, {"u": str(world.ids["vi"]), "r": str(world.roles["editor"])})
     assert result == {"__typename": "RoleAssignment", "changed": True}
     assert await cached(redis_client, everyone) == set(everyone) - {world.ids["vi"]}
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         assert await con.fetchval("select granted_by from user_roles where user_id = $1 and role_id = $2", world.ids["vi"], world.roles["editor"]) == 1
     with counting_sql() as sql:
         after = await load_access_by_user_id(everyone, db=resources["db"], cache=resources["cache"])
     assert sql.permission_sql == 1  # one query, for the one user whose entry was dropped
-    assert "users:write" in after[2].permissions
+    assert after[2] is not None and "users:write" in after[2].permissions
     # idempotent: nothing changes, nothing is dropped, nothing audited twice
     again = await run(client, admin_token, ASSIGN, {"u": str(world.ids["vi"]), "r": str(world.roles["editor"])})
     assert again == {"__typename": "RoleAssignment", "changed": False}
@@ -85,13 +94,14 @@ async def test_assign_role_invalidates_that_user_only(client, admin_token, world
     assert await audit_actions(pool) == [("user.assign_role", str(world.ids["vi"]))]
 
 
-async def test_remove_role_and_its_typed_outcomes(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_remove_role_and_its_typed_outcomes(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     result = await run(client, admin_token, REMOVE, {"u": str(world.ids["both"]), "r": str(world.roles["editor"])})
     assert result["changed"] is True
-    async with pool.acquire() as con:  # a removal reads as one: the role before, nothing after
+    async with acquire(pool) as con:  # a removal reads as one: the role before, nothing after
         row = await con.fetchrow("select before, after from audit_log where action = 'user.remove_role'")
+        assert row is not None
     assert json.loads(row["before"]) == {"role_id": world.roles["editor"], "role": "editor"} and row["after"] is None
     assert await cached(redis_client, everyone) == set(everyone) - {world.ids["both"]}
     assert await perms_of(client, admin_token, world.ids["both"]) == ["permissions:read", "roles:read", "users:read"]
@@ -101,7 +111,7 @@ async def test_remove_role_and_its_typed_outcomes(client, admin_token, world, re
     assert missing_user == {"__typename": "NotFoundError", "entity": "user"}
 
 
-async def test_nobody_removes_the_last_holder_of_roles_write(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_nobody_removes_the_last_holder_of_roles_write(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     await warm(resources, [1])
     result = await run(client, admin_token, REMOVE, {"u": "1", "r": str(world.roles["admin"])})
     assert result["__typename"] == "NotAllowedError" and "roles:write" in result["message"]
@@ -112,7 +122,7 @@ async def test_nobody_removes_the_last_holder_of_roles_write(client, admin_token
     assert revoke["__typename"] == "NotAllowedError"
     delete = await run(client, admin_token, 'mutation($r: ID!) { deleteRole(id: $r) { __typename } }', {"r": str(world.roles["admin"])})
     assert delete == {"__typename": "NotAllowedError"}
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         assert await con.fetchval("select count(*) from user_roles where user_id = 1") == 1
         assert await con.fetchval("select count(*) from audit_log") == 0
     # with a second holder, the first may go
@@ -120,9 +130,9 @@ async def test_nobody_removes_the_last_holder_of_roles_write(client, admin_token
     assert (await run(client, admin_token, REMOVE, {"u": "1", "r": str(world.roles["admin"])}))["changed"] is True
 
 
-async def test_nobody_grants_what_they_do_not_hold(client, world, settings: Settings, pool) -> None:
+async def test_nobody_grants_what_they_do_not_hold(client: httpx.AsyncClient, world: World, settings: Settings, pool: asyncpg.Pool) -> None:
     # an account manager: may manage roles, but holds no users:write
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into roles (name) values ('rolemgr')")
         await con.execute("insert into role_permissions select r.id, p.id from roles r, permissions p where r.name = 'rolemgr' and p.code in ('roles:write', 'roles:read')")
         mgr = await insert_user(con, "mgr@example.com", roles=["rolemgr"])
@@ -134,11 +144,11 @@ async def test_nobody_grants_what_they_do_not_hold(client, world, settings: Sett
     assert grant == {"__typename": "NotAllowedError", "missingPermissions": ["users:write"]}
     create = await run(client, token, 'mutation { createRole(input: {name: "sneaky", permissionCodes: ["permissions:write"]}) { __typename } }')
     assert create == {"__typename": "NotAllowedError"}
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         assert await con.fetchval("select count(*) from roles where name = 'sneaky'") == 0
 
 
-async def test_grant_and_revoke_invalidate_every_holder_of_the_role(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_grant_and_revoke_invalidate_every_holder_of_the_role(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     holders = {world.ids["vi"], world.ids["both"]}
@@ -159,7 +169,7 @@ async def test_grant_and_revoke_invalidate_every_holder_of_the_role(client, admi
     assert [a for a, _ in await audit_actions(pool)] == ["role.grant_permission", "role.revoke_permission"]
 
 
-async def test_set_role_permissions(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_set_role_permissions(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     query = 'mutation($r: ID!, $c: [String!]!) { setRolePermissions(roleId: $r, codes: $c) { __typename ... on RolePayload { role { permissions { code } } } } }'
@@ -171,13 +181,14 @@ async def test_set_role_permissions(client, admin_token, world, resources, redis
     await warm(resources, everyone)
     await run(client, admin_token, query, {"r": str(world.roles["editor"]), "c": ["api_keys:read", "users:read"]})
     assert await cached(redis_client, everyone) == set(everyone)
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         row = await con.fetchrow("select before, after from audit_log where action = 'role.set_permissions'")
+        assert row is not None
     assert json.loads(row["before"])["permissions"] == ["permissions:read", "roles:read", "users:read", "users:write"]
     assert json.loads(row["after"])["permissions"] == ["api_keys:read", "users:read"]
 
 
-async def test_create_update_delete_role(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_create_update_delete_role(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     created = await run(client, admin_token, 'mutation { createRole(input: {name: "auditor", description: "reads logs", permissionCodes: ["audit:read"]}) { __typename ... on RolePayload { role { id name permissions { code } } } } }')
     role_id = created["role"]["id"]
@@ -207,7 +218,7 @@ async def test_create_update_delete_role(client, admin_token, world, resources, 
     assert [a for a, _ in await audit_actions(pool)] == ["role.create", "user.assign_role", "role.update", "role.update", "role.delete"]
 
 
-async def test_create_and_delete_permission(client, admin_token, world, resources, redis_client) -> None:
+async def test_create_and_delete_permission(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis) -> None:
     everyone = [1, *world.ids.values()]
     created = await run(client, admin_token, 'mutation { createPermission(code: "reports:read", description: "Reports") { __typename ... on PermissionPayload { permission { id code } } } }')
     pid = created["permission"]["id"]
@@ -224,13 +235,13 @@ async def test_create_and_delete_permission(client, admin_token, world, resource
     assert "reports:read" not in await perms_of(client, admin_token, world.ids["vi"])
 
 
-async def test_deactivate_and_reactivate(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_deactivate_and_reactivate(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     result = await run(client, admin_token, 'mutation($u: ID!) { deactivateUser(id: $u) { __typename ... on UserPayload { user { isActive permissions } } } }', {"u": str(world.ids["ed"])})
     assert result["user"] == {"isActive": False, "permissions": []}
     # the payload itself re-read ed's entry after the invalidation: it is back, and fresh
-    assert json.loads(await redis_client.get(f"permissions:user:{world.ids['ed']}"))["active"] is False
+    assert json.loads(await stored(redis_client, f"permissions:user:{world.ids['ed']}"))["active"] is False
     await warm(resources, everyone)
     back = await run(client, admin_token, 'mutation($u: ID!) { reactivateUser(id: $u) { __typename ... on UserPayload { user { isActive } } } }', {"u": str(world.ids["ed"])})
     assert back["user"]["isActive"] is True
@@ -239,7 +250,7 @@ async def test_deactivate_and_reactivate(client, admin_token, world, resources, 
     assert [a for a, _ in await audit_actions(pool)] == ["user.deactivate", "user.reactivate"]
 
 
-async def test_create_and_update_user_drop_no_permission_entries(client, admin_token, world, resources, redis_client, pool) -> None:
+async def test_create_and_update_user_drop_no_permission_entries(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis, pool: asyncpg.Pool) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     created = await run(client, admin_token, 'mutation { createUser(input: {email: "New@Example.com", displayName: "New", password: "a-good-long-password"}) { __typename ... on UserPayload { user { id email } } } }')
@@ -255,13 +266,14 @@ async def test_create_and_update_user_drop_no_permission_entries(client, admin_t
     clash = await run(client, admin_token, 'mutation($u: ID!) { updateUser(id: $u, input: {email: "VI@example.com"}) { __typename ... on ConflictError { field } } }', {"u": str(world.ids["ed"])})
     assert clash == {"__typename": "ConflictError", "field": "email"}
     assert await cached(redis_client, everyone) == set(everyone)  # profile changes: nothing dropped
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         row = await con.fetchrow("select before, after from audit_log where action = 'user.update'")
+        assert row is not None
     assert json.loads(row["before"])["display_name"] == "ed"
     assert json.loads(row["after"])["display_name"] == "Ed"
 
 
-async def test_invalidate_permission_cache_one_or_all(client, admin_token, world, resources, redis_client) -> None:
+async def test_invalidate_permission_cache_one_or_all(client: httpx.AsyncClient, admin_token: str, world: World, resources: State, redis_client: aioredis.Redis) -> None:
     everyone = [1, *world.ids.values()]
     await warm(resources, everyone)
     one = await run(client, admin_token, 'mutation($u: ID!) { invalidatePermissionCache(userId: $u) { __typename ... on CacheInvalidated { allUsers confirmed } } }', {"u": str(world.ids["vi"])})
@@ -272,8 +284,8 @@ async def test_invalidate_permission_cache_one_or_all(client, admin_token, world
     assert all_["allUsers"] is True
     # only the caller's own entry is back: re-read after the flush, under the new epoch
     assert await cached(redis_client, everyone) == {1}
-    epoch = await redis_client.get("permissions:user:epoch")
-    assert json.loads(await redis_client.get("permissions:user:1"))["e"] == epoch.decode()
+    epoch = await stored(redis_client, "permissions:user:epoch")
+    assert json.loads(await stored(redis_client, "permissions:user:1"))["e"] == epoch.decode()
 
 
 @pytest.mark.parametrize(
@@ -290,18 +302,18 @@ async def test_invalidate_permission_cache_one_or_all(client, admin_token, world
         ("mutation { invalidatePermissionCache { __typename } }", "permissions:write"),
     ],
 )
-async def test_mutations_are_denied_without_their_permission(client, world, settings: Settings, pool, mutation: str, needed: str) -> None:
+async def test_mutations_are_denied_without_their_permission(client: httpx.AsyncClient, world: World, settings: Settings, pool: asyncpg.Pool, mutation: str, needed: str) -> None:
     token = token_for(world.ids["vi"], settings)
     body = await gql(client, mutation, token=token, expect_errors=True)
     assert codes(body) == ["FORBIDDEN"]
     assert body["errors"][0]["extensions"]["missingPermission"] == needed
     anonymous = await gql(client, mutation, expect_errors=True)
     assert codes(anonymous) == ["UNAUTHENTICATED"]
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         assert await con.fetchval("select count(*) from audit_log") == 0
 
 
-async def test_audit_log_query_pages_newest_first(client, admin_token, world) -> None:
+async def test_audit_log_query_pages_newest_first(client: httpx.AsyncClient, admin_token: str, world: World) -> None:
     for name in ("r1", "r2", "r3"):
         await run(client, admin_token, 'mutation($n: String!) { createRole(input: {name: $n}) { __typename } }', {"n": name})
     page = (await gql(client, "{ auditLog(first: 2) { entries { action after actorId } endCursor hasNextPage } }", token=admin_token))["data"]["auditLog"]

@@ -16,8 +16,9 @@ import itertools
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -42,7 +43,7 @@ from api.settings import Settings
 from schema.permissions import HasPermission, IsAuthenticated
 from schema.root import build_schema
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import insert_user, token_for
+from tests.factories import acquire, insert_user, token_for
 
 SCHEMA = build_schema(
     max_depth=20, max_aliases=20, max_tokens=10_000, introspection=True
@@ -201,7 +202,7 @@ class World:
 async def world(
     client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, admin_token: str
 ) -> World:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         user_id = await insert_user(con, "noroles@example.com")
         role_id = await con.fetchval("select id from roles where name = 'viewer'")
         permission_id = await con.fetchval(
@@ -301,7 +302,8 @@ async def send(
 
 
 def _field(case: Case) -> GraphQLField:
-    return dict(_roots())[case.operation].fields[case.field]
+    field: GraphQLField = dict(_roots())[case.operation].fields[case.field]
+    return field
 
 
 def may_call(case: Case, caller: str) -> str | None:
@@ -344,7 +346,7 @@ async def check(
         elif codes:
             assert codes == ["BAD_USER_INPUT"], seen
         elif not case.is_password:  # a NUL in a password is hashed, not stored
-            assert result["__typename"] in REFUSALS, seen
+            assert result is not None and result["__typename"] in REFUSALS, seen
     logged = [
         f"{r.name}: {r.getMessage()}"
         for r in caplog.records
@@ -367,10 +369,13 @@ HYPOTHESIS = settings(
 FEW = settings(HYPOTHESIS, max_examples=5)
 
 
-def for_each(cases: list[Case], values: tuple[str, ...]) -> Any:
+Test = TypeVar("Test", bound=Callable[..., Any])
+
+
+def for_each(cases: list[Case], values: tuple[str, ...]) -> Callable[[Test], Test]:
     """@example(case, value) for every pair: each operation meets each value."""
 
-    def decorate(test: Any) -> Any:
+    def decorate(test: Test) -> Test:
         for case in cases:
             for value in values:
                 test = example(case=case, value=value)(test)

@@ -26,12 +26,14 @@ from api.settings import Settings
 from api.state import State
 from loaders.permissions import load_access_by_user_id
 from tests.factories import (
+    acquire,
     app_with,
     codes,
     counting_sql,
     gql,
     insert_user,
     metric,
+    stored,
     token_for,
 )
 
@@ -48,7 +50,7 @@ async def redis_calls(client: aioredis.Redis, before: dict[str, int]) -> dict[st
 
 @pytest.mark.parametrize("n", [1, 10, 100, 1000])
 async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=n)
     ids = list(range(2, n + 2))  # synthetic users follow the admin (id 1)
     db, cache = resources["db"], resources["cache"]
@@ -77,7 +79,7 @@ async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: Stat
 async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_query(
     n: int, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=n)
     # after the admin (id 1): a page of synthetic users; the caller's own entry
     # travels in the same MGET as the page's (schema/viewer.py)
@@ -95,7 +97,7 @@ async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_q
 
 
 async def test_user_list_authorizes_before_returning_rows(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("insert into roles (name) values ('nobody')")
         uid = await insert_user(con, "nope@example.com", roles=["nobody"])
     with counting_sql() as sql:
@@ -111,15 +113,15 @@ async def test_user_list_authorizes_before_returning_rows(client: httpx.AsyncCli
 
 
 async def test_value_format_and_ttl(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "fmt@example.com", roles=["viewer", "editor"])
         lonely = await insert_user(con, "lonely@example.com")
     await load_access_by_user_id([uid, lonely, 1], db=resources["db"], cache=resources["cache"])
-    value = json.loads(await redis_client.get(f"permissions:user:{uid}"))
+    value = json.loads(await stored(redis_client, f"permissions:user:{uid}"))
     assert value["roles"] == ["editor", "viewer"]
     assert value["permissions"] == ["permissions:read", "roles:read", "users:read", "users:write"]
     assert value["active"] is True
-    empty = json.loads(await redis_client.get(f"permissions:user:{lonely}"))
+    empty = json.loads(await stored(redis_client, f"permissions:user:{lonely}"))
     assert empty["roles"] == [] and empty["permissions"] == []
     settings = resources["settings"]
     for key in [f"permissions:user:{u}" for u in (uid, lonely, 1)]:
@@ -128,7 +130,7 @@ async def test_value_format_and_ttl(resources: State, pool: asyncpg.Pool, redis_
 
 
 async def test_user_without_roles_is_cached_too(resources: State, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         lonely = await insert_user(con, "lonely@example.com")
     first = await load_access_by_user_id([lonely], db=resources["db"], cache=resources["cache"])
     with counting_sql() as sql:
@@ -153,7 +155,7 @@ async def test_unknown_ids_resolve_to_null_without_failing_the_batch(resources: 
 async def test_slow_reader_cannot_write_back_permissions_read_before_a_role_change(
     client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "racer@example.com", roles=["editor"])
         editor = await con.fetchval("select id from roles where name = 'editor'")
     await gql(client, "{ me { id } }", token=admin_token)  # keep the admin's entry out of the race
@@ -185,7 +187,7 @@ async def test_slow_reader_cannot_write_back_permissions_read_before_a_role_chan
 
 
 async def test_flush_all_makes_in_flight_fills_stale_too(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "f@example.com", roles=["viewer"])
     cache = resources["cache"]
 
@@ -210,7 +212,7 @@ def settings_prefix() -> str:
 
 
 async def test_corrupted_value_is_a_miss_and_is_overwritten(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "c@example.com", roles=["viewer"])
     key = f"permissions:user:{uid}"
     for garbage in [b"not json", b"[]", b'{"roles": "admin", "permissions": ["roles:write"], "active": true, "e": ""}',
@@ -221,11 +223,11 @@ async def test_corrupted_value_is_a_miss_and_is_overwritten(resources: State, po
         assert got[0] is not None and "roles:write" not in got[0].permissions
         assert got[0].permissions == frozenset({"users:read", "roles:read", "permissions:read"})
         assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
-        assert json.loads(await redis_client.get(key))["roles"] == ["viewer"]
+        assert json.loads(await stored(redis_client, key))["roles"] == ["viewer"]
 
 
 async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(settings: Settings, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "d@example.com", roles=["viewer"])
     token = token_for(1, settings)
     query = '{ user(id: "%d") { permissions hasPermission(code: "users:write") } }' % uid
@@ -246,12 +248,12 @@ async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(setting
 async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
     client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "h@example.com", roles=["editor"])
     query = '{ user(id: "%d") { permissions } }' % uid
     expected = ["permissions:read", "roles:read", "users:read", "users:write"]
     cache = resources["cache"]
-    await redis_client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    await redis_client.client_pause(1500, all=True)
     try:
         for _ in range(settings.breaker_failure_threshold + 1):
             started = time.perf_counter()
@@ -260,7 +262,7 @@ async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
             assert time.perf_counter() - started < 0.8  # a few socket timeouts, not a hang
         assert cache.breaker.is_open
     finally:
-        await redis_client.execute_command("CLIENT", "UNPAUSE")
+        await redis_client.client_unpause()
     await asyncio.sleep(settings.breaker_cooldown_s + 0.1)
     body = await gql(client, query, token=admin_token)  # the half-open probe succeeds
     assert body["data"]["user"]["permissions"] == expected
@@ -271,7 +273,7 @@ async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
 async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
     settings: Settings, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "pg@example.com", roles=["viewer"])
     await gql(client, "{ me { id } }", token=admin_token)  # the admin's entry is in Redis
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
@@ -287,7 +289,7 @@ async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
 
 
 async def test_a_cold_stampede_fills_each_user_once(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "hot@example.com", roles=["viewer"])
     await gql(client, "{ me { id } }", token=admin_token)
     query = '{ user(id: "%d") { permissions } }' % uid
@@ -302,7 +304,7 @@ async def test_a_cold_stampede_fills_each_user_once(client: httpx.AsyncClient, a
 async def test_single_flight_never_shares_a_load_that_began_before_an_invalidation(
     client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "sf@example.com", roles=["editor"])
         editor = await con.fetchval("select id from roles where name = 'editor'")
     await gql(client, "{ me { id } }", token=admin_token)
@@ -331,7 +333,7 @@ async def test_single_flight_never_shares_a_load_that_began_before_an_invalidati
 async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
     resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "lost@example.com", roles=["editor"])
     cache = resources["cache"]
     await redis_client.flushdb()  # Redis restarted without persistence: no epoch, no tokens
@@ -340,7 +342,7 @@ async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
         # the reader holds rows from before the revocation; Redis loses its data
         # once more, then the revocation commits and is invalidated
         await redis_client.flushdb()
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             await con.execute("delete from user_roles where user_id = $1", uid)
         await cache.invalidate_users([uid])
 
@@ -360,7 +362,7 @@ async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
 async def test_what_a_user_may_do_is_answered_from_the_entry_alone(
     client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "entry@example.com", roles=["editor"])
         off = await insert_user(con, "off@example.com", roles=["editor"], active=False)
         plain = await insert_user(con, "plain@example.com")
@@ -396,7 +398,7 @@ async def test_what_a_user_may_do_is_answered_from_the_entry_alone(
 async def test_a_selection_that_needs_the_row_reads_it(
     selection: str, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "row@example.com", roles=["viewer"])
     query = '{ user(id: "%d") { %s } }' % (uid, selection)
     if "...Who" in selection:
@@ -413,13 +415,13 @@ async def test_a_selection_that_needs_the_row_reads_it(
 async def test_a_value_replaced_in_redis_is_read_anew(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
     """Decoded values are remembered by their exact bytes; any other bytes under
     the key (another instance's fill, garbage) are decoded again."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "memo@example.com", roles=["viewer"])
     cache = resources["cache"]
     for _ in range(2):
         got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
         assert got[0] is not None and got[0].roles == ("viewer",)
-    epoch = (await redis_client.get("permissions:user:epoch")).decode()
+    epoch = (await stored(redis_client, "permissions:user:epoch")).decode()
     other = UserAccess(uid, True, (2,), ("editor",), ("users:read", "users:write"))
     await redis_client.set(f"permissions:user:{uid}", encode_access(other, epoch))
     with counting_sql() as sql:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import httpx
 import pytest
 
 from api.seed import ADMIN_EMAIL, seed
 from schema.pagination import encode_cursor
-from tests.factories import codes, counting_sql, gql, insert_user
+from tests.factories import acquire, codes, counting_sql, gql, insert_user
 
 USERS_PAGE = """
 query($first: Int, $after: String, $filter: UserFilter) {
@@ -39,7 +41,7 @@ async def test_me_and_user_by_id(client: httpx.AsyncClient, admin_token: str) ->
 
 
 async def test_pagination_walks_every_user_once(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for i in range(6):
             await insert_user(con, f"p{i}@example.com", roles=["viewer"])
     seen, after, pages = [], None, 0
@@ -58,7 +60,7 @@ async def test_pagination_walks_every_user_once(client: httpx.AsyncClient, admin
 
 
 async def test_page_edges(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         ids = [await insert_user(con, f"e{i}@example.com") for i in range(3)]
     # exactly the size of what is left: no next page
     body = await gql(client, USERS_PAGE, {"first": 3, "after": encode_cursor("user", 1)}, token=admin_token)
@@ -74,11 +76,11 @@ async def test_page_edges(client: httpx.AsyncClient, admin_token: str, pool: asy
 
 
 async def test_filters(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await insert_user(con, "Alice.Smith@Example.com", roles=["editor"])
         await insert_user(con, "bob@example.com", roles=["viewer"], active=False)
         await insert_user(con, "carol_100%@example.com", roles=["viewer"])
-    async def emails(flt: dict) -> list[str]:
+    async def emails(flt: dict[str, Any]) -> list[str]:
         body = await gql(client, USERS_PAGE, {"filter": flt}, token=admin_token)
         return [e["node"]["email"] for e in body["data"]["users"]["edges"]]
     assert await emails({"emailContains": "alice.smith"}) == ["Alice.Smith@Example.com"]
@@ -91,7 +93,7 @@ async def test_filters(client: httpx.AsyncClient, admin_token: str, pool: asyncp
 
 
 async def test_role_members_paginated(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for i in range(5):
             await insert_user(con, f"m{i}@example.com", roles=["viewer"])
         role_id = await con.fetchval("select id from roles where name = 'viewer'")
@@ -121,7 +123,7 @@ async def test_role_members_paginated(client: httpx.AsyncClient, admin_token: st
         ("{ user { email } }", {}, "GRAPHQL_VALIDATION_FAILED"),
     ],
 )
-async def test_bad_input_gets_a_coded_error(client: httpx.AsyncClient, admin_token: str, query: str, variables: dict, code: str) -> None:
+async def test_bad_input_gets_a_coded_error(client: httpx.AsyncClient, admin_token: str, query: str, variables: dict[str, Any], code: str) -> None:
     response = await client.post("/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {admin_token}"})
     assert response.status_code in (200, 400)
     body = response.json()
@@ -130,7 +132,7 @@ async def test_bad_input_gets_a_coded_error(client: httpx.AsyncClient, admin_tok
 
 
 async def test_statements_per_page_do_not_grow_with_its_size(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, admin_password=None, users=300)
     query = """query($n: Int) { users(first: $n) { totalCount edges { node { email roles { name }
                permissions hasPermission(code: "res_01:read") } } } roles { name members(first: 3) { totalCount edges { node { email } } } } }"""

@@ -27,7 +27,7 @@ from api.seed import seed
 from api.settings import Settings
 from api.store import users as user_store
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import APP_TABLES, insert_user
+from tests.factories import APP_TABLES, acquire, insert_user
 
 USERS = 10_000  # below ~10k users a scan of the whole table is honestly cheaper
 PAGE = 6
@@ -38,7 +38,7 @@ INACTIVE = 30  # the last users
 async def role_ids(pool: asyncpg.Pool) -> list[int]:
     """Once for the module: the seed's synthetic users (1-3 of 20 team roles
     each), the last few deactivated, analyzed; the role ids."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute(f"truncate {APP_TABLES} restart identity cascade")
         await seed(con, admin_password=ADMIN_PASSWORD, users=USERS)
         await con.execute(
@@ -66,17 +66,22 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _first_plan(explained: str) -> dict[str, Any]:
+    plan: dict[str, Any] = json.loads(explained)[0]["Plan"]
+    return plan
+
+
 async def _plan(con: asyncpg.Connection, sql: str, *args: Any, generic: bool = False) -> dict[str, Any]:
     """EXPLAIN ANALYZE of `sql` for these values: the plan made for them, or
     (generic) the one plan PostgreSQL would reuse for any values."""
     options = "explain (analyze, buffers, format json) "
     if not generic:
-        return json.loads(await con.fetchval(options + sql, *args))[0]["Plan"]  # type: ignore[no-any-return]
+        return _first_plan(await con.fetchval(options + sql, *args))
     await con.execute("prepare scale_plan as " + sql)
     try:
         await con.execute("set plan_cache_mode = force_generic_plan")
         values = ", ".join(_literal(a) for a in args)
-        return json.loads(await con.fetchval(f"{options} execute scale_plan({values})"))[0]["Plan"]  # type: ignore[no-any-return]
+        return _first_plan(await con.fetchval(f"{options} execute scale_plan({values})"))
     finally:
         await con.execute("reset plan_cache_mode; deallocate scale_plan")
 
@@ -99,7 +104,7 @@ def _rows_read(node: dict[str, Any]) -> int:
 
 
 async def test_members_pages_read_one_index_range_per_role(pool: asyncpg.Pool, role_ids: list[int]) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for generic, after in itertools.product((False, True), (0, USERS // 2)):
             plan = await _plan(con, user_store.SELECT_MEMBERS_BY_ROLE_IDS, role_ids, after, PAGE + 1, generic=generic)
             assert not any(n["Node Type"] == "WindowAgg" for n in _nodes(plan))
@@ -113,7 +118,7 @@ async def test_members_pages_read_one_index_range_per_role(pool: asyncpg.Pool, r
 
 
 async def test_email_filter_reads_the_matches_through_the_trigram_index(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         # a rare text: the matches only, through the trigram index
         rare = user_store.contains_pattern(f"user{USERS}@")
         plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL, 0, rare, None, 21)
@@ -131,7 +136,7 @@ async def test_email_filter_reads_the_matches_through_the_trigram_index(pool: as
         assert _rows_read(scan) <= 21 + 1  # the admin, first, is not @example.com
         # with a role too, from the smaller side: the rare text's matches, or the
         # role's members (the admin role has one)
-        role = dict(await con.fetch("select name, id from roles"))
+        role = {r["name"]: r["id"] for r in await con.fetch("select name, id from roles")}
         plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE, 0, rare, role["team-03"], None, 21)
         assert any(n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(plan)), plan
         plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE, 0, common, role["admin"], None, 21)
@@ -142,7 +147,7 @@ async def test_email_filter_reads_the_matches_through_the_trigram_index(pool: as
 
 
 async def test_role_and_active_filters_read_the_page_from_their_index(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for generic, after in itertools.product((False, True), (0, USERS // 2)):
             plan = await _plan(con, user_store.SELECT_PAGE_BY_ROLE, after, "team-03", None, 21, generic=generic)
             (memberships,) = _scans(plan, "user_roles")
@@ -186,7 +191,7 @@ _TEXT = st.text(alphabet="ab%_\\ .@", min_size=1, max_size=4)
 @given(needle=_TEXT)
 async def test_email_contains_takes_every_character_literally(settings: Settings, pool: asyncpg.Pool, needle: str) -> None:
     emails = ["a%b@x.io", "a_b@x.io", "a\\b@x.io", "ab@x.io", "A.B@x.io", "b a@x.io", "%_@x.io"]
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("delete from users where email like '%@x.io'")
         for email in emails:
             await insert_user(con, email)

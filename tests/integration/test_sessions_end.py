@@ -25,7 +25,16 @@ from api.cache import CountingConnection
 from api.passwords import hash_password
 from api.settings import Settings
 from api.state import State
-from tests.factories import codes, counting_sql, gql, insert_user, metric, token_for
+from tests.factories import (
+    acquire,
+    codes,
+    counting_sql,
+    gql,
+    insert_user,
+    metric,
+    stored,
+    token_for,
+)
 
 LOGIN = """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
   __typename ... on AuthPayload { accessToken refreshToken } ... on AuthError { code } } }"""
@@ -39,7 +48,7 @@ PASSWORD = "victims-password-1"
 
 
 async def victim(pool: asyncpg.Pool, email: str = "victim@example.com", roles: list[str] | None = None) -> int:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, email, roles=roles or ["viewer"])
         await con.execute("update users set password_hash = $2 where id = $1", uid, await hash_password(PASSWORD))
     return uid
@@ -146,7 +155,7 @@ async def test_later_fields_of_the_changing_document_are_refused_too(client: htt
         expect_errors=True,
     )
     assert codes(body) == ["UNAUTHENTICATED"]  # updateMe came after the session had ended
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         assert await con.fetchval("select display_name from users where email = 'victim@example.com'") == "victim"
     await login(client, password="another-new-password")  # while the change itself is done
 
@@ -157,7 +166,7 @@ async def test_a_refresh_racing_a_logout_never_outlives_it(client: httpx.AsyncCl
     await victim(pool)
     for _ in range(8):
         session = await login(client)
-        raced, _ = await asyncio.gather(
+        raced, _logged_out = await asyncio.gather(
             gql(client, REFRESH, {"t": session["refreshToken"]}),
             gql(client, LOGOUT, {"t": session["refreshToken"]}),
         )
@@ -200,14 +209,14 @@ async def test_an_entry_of_the_old_format_is_a_miss_not_a_pass(client: httpx.Asy
     await gql(client, LOGOUT, {"t": session["refreshToken"]})
     key = f"permissions:user:{uid}"
     assert not await works(client, session["accessToken"])
-    epoch = (await resources["redis"].get("permissions:user:epoch")).decode()
+    epoch = (await stored(resources["redis"], "permissions:user:epoch")).decode()
     # what an instance of the previous version writes: no session facts
     old = {"roles": ["viewer"], "role_ids": [3], "permissions": ["users:read"], "active": True, "e": epoch}
     await resources["redis"].set(key, orjson.dumps(old))
     with counting_sql() as sql:
         assert not await works(client, session["accessToken"])
     assert sql.permission_sql == 1  # read from PostgreSQL, and written back in the new format
-    assert orjson.loads(await resources["redis"].get(key))["v"] == 2
+    assert orjson.loads(await stored(resources["redis"], key))["v"] == 2
 
 
 async def test_the_read_path_is_still_one_redis_round_trip(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
@@ -232,7 +241,12 @@ async def test_an_authorization_header_over_8_kib_is_refused_without_decoding(
     header = f"Bearer {token}".ljust(MAX_AUTHORIZATION_BYTES + 1)  # the token stays valid after strip()
     decoded: list[int] = []
     real = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+
+    def counting_decode(*a: Any, **k: Any) -> Any:
+        decoded.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     for query in ("{ me { id } }", "{ me { id } }", "{ me { id } }", "{ roles { name } }"):  # full path, then lane
         response = await client.post("/graphql", json={"query": query}, headers={"Authorization": header})
         assert response.status_code == 401 and codes(response.json()) == ["UNAUTHENTICATED"]
@@ -244,7 +258,7 @@ async def test_an_authorization_header_over_8_kib_is_refused_without_decoding(
 
 
 async def test_a_sub_of_non_ascii_digits_is_refused(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for i in range(2, 13):
             await insert_user(con, f"u{i}@example.com", roles=["viewer"])  # user 12 exists
     now = datetime.now(UTC)

@@ -20,11 +20,11 @@ from asgi_lifespan import LifespanManager
 
 import api.sessions
 from api.main import create_app
-from api.passwords import hash_password
+from api.passwords import hash_password, verify_password
 from api.seed import ADMIN_EMAIL
 from api.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import codes, gql, insert_user
+from tests.factories import acquire, codes, gql, insert_user
 
 LOGIN = """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
   __typename ... on AuthPayload { accessToken } ... on AuthError { code retryAfterSeconds } } }"""
@@ -66,7 +66,7 @@ def kind(result: dict[str, Any]) -> str:
 
 async def pass_time(pool: asyncpg.Pool, seconds: float) -> None:
     """As if `seconds` had passed since every counted failure."""
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("update login_throttle set last_failure_at = last_failure_at - make_interval(secs => $1)", seconds)
 
 
@@ -74,7 +74,7 @@ async def pass_time(pool: asyncpg.Pool, seconds: float) -> None:
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every password check made (a held attempt must make none)."""
     made: list[str] = []
-    real = api.sessions.verify_password
+    real = verify_password
 
     async def counting(stored: str | None, password: str) -> tuple[bool, bool]:
         made.append(password)
@@ -148,7 +148,7 @@ async def test_concurrent_guesses_are_counted_one_by_one(settings: Settings, che
 
 
 async def test_spraying_one_password_over_many_accounts_holds_the_address(settings: Settings, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         for i in range(12):
             await insert_user(con, f"staff{i}@example.com")
     async with app_from(settings, login_throttle_address_free=10) as client_at:
@@ -178,7 +178,7 @@ async def test_an_ipv6_attacker_cannot_rotate_through_its_64(settings: Settings)
 
 
 async def test_wrong_current_passwords_count_toward_the_same_throttle(settings: Settings, pool: asyncpg.Pool, checks: list[str]) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "holder@example.com", roles=["viewer"])
         await con.execute("update users set password_hash = $2 where id = $1", uid, await hash_password("the-holders-password"))
     async with app_from(settings) as client_at:

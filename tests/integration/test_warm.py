@@ -14,11 +14,20 @@ from api.state import State
 from api.store import permissions as access_store
 from loaders.permissions import load_access_by_user_id
 from loaders.warm import CacheKeeper, warm_all
-from tests.factories import app_with, counting_sql, gql, insert_user, metric, token_for
+from tests.factories import (
+    acquire,
+    app_with,
+    counting_sql,
+    gql,
+    insert_user,
+    metric,
+    stored,
+    token_for,
+)
 
 
 async def test_warm_fills_every_active_user_in_batches(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=250)
         await con.execute("update users set is_active = false where id = 5")
     with counting_sql() as sql:
@@ -39,7 +48,7 @@ def keeper_for(resources: State, **kwargs: Any) -> CacheKeeper:
 async def test_keeper_reloads_every_active_user_and_renews_each_ttl(
     resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=250)
         await con.execute("update users set is_active = false where id = 5")
     keeper = keeper_for(resources, batch_size=100)
@@ -55,7 +64,7 @@ async def test_keeper_reloads_every_active_user_and_renews_each_ttl(
     assert sql.permission_sql == 3
     assert await redis_client.ttl("permissions:user:7") >= settings.permissions_cache_ttl_s
     # and the pass picked up what changed in PostgreSQL (a heal for a lost invalidation)
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await con.execute("delete from user_roles where user_id = 7")
     await keeper.refresh_all()
     cached = await load_access_by_user_id([7], db=resources["db"], cache=resources["cache"])
@@ -65,12 +74,12 @@ async def test_keeper_reloads_every_active_user_and_renews_each_ttl(
 async def test_keeper_pass_cannot_write_back_permissions_revoked_during_it(
     resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         uid = await insert_user(con, "kept@example.com", roles=["editor"])
     cache = resources["cache"]
 
     async def revoke_meanwhile(ids: Any) -> None:  # after the pass read its rows, before it writes
-        async with pool.acquire() as con:
+        async with acquire(pool) as con:
             await con.execute("delete from user_roles where user_id = $1", uid)
         await cache.invalidate_users([uid])
 
@@ -86,7 +95,7 @@ async def test_keeper_pass_cannot_write_back_permissions_revoked_during_it(
 
 
 async def test_keeper_bound_and_untrusted_cache(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=30)
     assert await keeper_for(resources, batch_size=8, max_users=20).refresh_all() == 20
     values = await redis_client.mget([f"permissions:user:{i}" for i in range(1, 32)])
@@ -100,7 +109,7 @@ async def test_keeper_bound_and_untrusted_cache(resources: State, pool: asyncpg.
 
 
 async def test_one_instance_refreshes_per_interval_unless_a_flush_forces_it(resources: State, pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=20)
     first, second = keeper_for(resources, interval=0.5), keeper_for(resources, interval=0.5)
     with counting_sql() as sql:
@@ -128,7 +137,7 @@ async def until(condition: Callable[[], bool]) -> None:
 async def test_app_keeps_the_cache_warm_from_start_and_after_a_flush(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
-    async with pool.acquire() as con:
+    async with acquire(pool) as con:
         await seed(con, users=40)
     async with app_with(settings, permissions_cache_keep_warm=True) as (client, state):
         keys = [f"permissions:user:{i}" for i in range(1, 42)]
@@ -144,9 +153,9 @@ async def test_app_keeps_the_cache_warm_from_start_and_after_a_flush(
         assert await cached() == 41  # filled at start, before anybody read them
         token = token_for(1, settings)
         await gql(client, "mutation { invalidatePermissionCache { __typename } }", token=token)
-        epoch = await redis_client.get("permissions:user:epoch")
+        epoch = (await stored(redis_client, "permissions:user:epoch")).decode()
         assert await cached() == 41  # the flush kicked a pass: refilled under the new epoch
-        assert all(orjson.loads(v)["e"] == epoch.decode() for v in await redis_client.mget(keys))
+        assert all(isinstance(v, bytes) and orjson.loads(v)["e"] == epoch for v in await redis_client.mget(keys))
         with counting_sql() as sql:
             body = await gql(client, '{ user(id: "17") { permissions } }', token=token)
         assert sql.permission_sql == 0

@@ -49,8 +49,8 @@ def test_a_wrong_setting_is_one_line_before_any_server_starts(tmp_path: Path, en
 
 def test_what_is_served_is_what_is_printed() -> None:
     dev_settings = Settings(environment="dev")
-    prod = Settings(environment="prod", jwt_secret=SECRET)  # type: ignore[arg-type]
-    prod_with_ide = Settings(environment="prod", jwt_secret=SECRET, graphql_ide=True)  # type: ignore[arg-type]
+    prod = Settings(environment="prod", jwt_secret=SECRET)
+    prod_with_ide = Settings(environment="prod", jwt_secret=SECRET, graphql_ide=True)
     assert dev._served(dev_settings, "http://h:1").split() == ["GraphiQL:", "http://h:1/graphql"]
     assert dev._served(prod, "http://h:1").split()[:3] == ["GraphQL:", "POST", "http://h:1/graphql"]
     assert dev._served(prod_with_ide, "http://h:1").split() == ["GraphiQL:", "http://h:1/graphql"]

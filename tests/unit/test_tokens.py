@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -21,7 +22,7 @@ SECRET = "unit-test-secret-" + "y" * 60
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(environment="test", jwt_secret=SECRET)  # type: ignore[arg-type]
+    return Settings(environment="test", jwt_secret=SECRET)
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ def test_refresh_token_is_not_an_access_token(tokens: TokenService) -> None:
     assert tokens.decode(refresh.token, "refresh")["fam"] == "f"
 
 
-def test_asymmetric_option(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_asymmetric_option(tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = tmp_path / "k.pem"
     public = tmp_path / "k.pub"
@@ -167,16 +168,16 @@ def test_asymmetric_option(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_settings_refuse_weak_secrets_outside_dev() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
-        Settings(environment="prod", jwt_secret="short")  # type: ignore[arg-type]
+        Settings(environment="prod", jwt_secret="short")
     with pytest.raises(ValueError, match="at least 32 bytes"):
-        Settings(environment="test", jwt_secret="changethis")  # type: ignore[arg-type]
+        Settings(environment="test", jwt_secret="changethis")
     with pytest.raises(ValueError, match="KEY_FILE"):
         Settings(environment="prod", jwt_algorithm="RS256")
     assert Settings(environment="dev").jwt_secret.get_secret_value() == ""
 
 
 def test_a_token_verified_before_is_still_refused_once_it_expires() -> None:
-    service = TokenService(Settings(environment="test", jwt_secret=SECRET, jwt_leeway_s=0))  # type: ignore[arg-type]
+    service = TokenService(Settings(environment="test", jwt_secret=SECRET, jwt_leeway_s=0))
     almost = datetime.now(UTC) - timedelta(seconds=service.ttl["access"].total_seconds() - 1)
     token = service.issue(9, "access", now=almost).token
     assert service.decode(token, "access")["sub"] == "9"  # verified, and remembered

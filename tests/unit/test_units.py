@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -32,9 +33,9 @@ def test_page_size_and_ids() -> None:
         with pytest.raises(InvalidInput, match="between 0 and 100"):
             check_first(bad, 100)
     assert parse_id("12") == 12
-    for bad in ("", "-1", "1e3", "x", "9" * 30):
+    for bad_id in ("", "-1", "1e3", "x", "9" * 30):
         with pytest.raises(InvalidInput):
-            parse_id(bad)
+            parse_id(bad_id)
 
 
 def test_cache_value_round_trip_and_validation() -> None:
@@ -69,7 +70,7 @@ def test_breaker_opens_cools_down_and_probes_once() -> None:
     assert not breaker.is_open and breaker.allow()
 
 
-def test_migrations_are_numbered_without_gaps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_migrations_are_numbered_without_gaps(tmp_path: Path) -> None:
     migrations = discover()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert all(m.name.endswith(".sql") for m in migrations)
