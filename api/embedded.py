@@ -322,10 +322,11 @@ class EmbeddedPostgres:
         os.chmod(run_dir, 0o700)
         env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(run_dir)}
         if not (pgdata / "PG_VERSION").exists():
-            done = subprocess.run(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
                 [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
                  "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=False, env=env, cwd=run_dir, capture_output=True, extra_groups=_groups(ids), **ids,
+                check=False, env=env, cwd=run_dir, capture_output=True,
+                extra_groups=_groups(ids), user=ids.get("user"), group=ids.get("group"),
             )
             if done.returncode != 0:
                 msg = f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
@@ -343,11 +344,11 @@ class EmbeddedPostgres:
         with log.open("ab") as out:
             if ids:
                 os.chown(log, ids["user"], ids["group"])
-            self.proc = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603 - fixed argv, no shell; **ids is user/group
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port), *settings],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=run_dir,
                 start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT),
-                extra_groups=_groups(ids), **ids,
+                extra_groups=_groups(ids), user=ids.get("user"), group=ids.get("group"),
             )
         _wait_for_port(self.port, self.proc, "postgres", log)
         _wait_until_ready(bin_dir, self.port, self.proc, log)

@@ -95,7 +95,7 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
         garbage collector instead of being freed when the request ended (~86
         objects per request on the lane). Execution is over here: cut it."""
         response = super().build_response(data)
-        self.async_helpers = None  # type: ignore[assignment]
+        self.async_helpers = None  # type: ignore[assignment]  # execution is over: nothing reads it again
         return response
 
     def complete_list_value(

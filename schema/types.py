@@ -137,18 +137,18 @@ class User:
 
     @strawberry.field(description="Roles held (from the cached permission entry). Needs roles:read, or being this user.")
     def roles(self, info: Info) -> list[Role]:
-        return resolve_roles(self, info)  # type: ignore[no-any-return]
+        return resolve_roles(self, info)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
 
     @strawberry.field(
         description="Effective permission codes, deduplicated and sorted; empty for a deactivated user. "
         "Needs permissions:read, or being this user.",
     )
     def permissions(self, info: Info) -> list[str]:  # a tuple, written as a list
-        return resolve_permissions(self, info)  # type: ignore[no-any-return]
+        return resolve_permissions(self, info)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
 
     @strawberry.field(description="Needs permissions:read, or being this user.")
     def has_permission(self, info: Info, code: str) -> bool:
-        return resolve_has_permission(self, info, code)  # type: ignore[no-any-return]
+        return resolve_has_permission(self, info, code)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
 
 
 def _sorted_permissions(access: UserAccess) -> tuple[str, ...]:
@@ -244,7 +244,7 @@ class Role:
     def description(self, info: Info) -> str:
         if self.known_description is not None:
             return self.known_description
-        return self._load_description(info)  # type: ignore[return-value]
+        return self._load_description(info)  # type: ignore[return-value]  # an awaitable of it; the annotation gives the schema type
 
     async def _load_description(self, info: Info) -> str:
         row = await info.context.loaders.roles_by_id.load(self.uid)

@@ -54,7 +54,7 @@ class PermissionMutations:
                     raise Rollback(ConflictError(message=f"Permission {code!r} exists.", field="code"))
                 await work.audit("permission.create", "permission", row.id, None, {"code": code, "description": description})
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return PermissionPayload(permission=Permission.from_row(row))
 
     @strawberry.mutation(
@@ -77,7 +77,7 @@ class PermissionMutations:
                 await work.audit("permission.delete", "permission", pid, {"code": row.code, "holders": len(holders)}, None)
                 work.invalidate(holders)
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return Deleted(id=strawberry.ID(str(pid)), affected_users=len(holders))
 
     @strawberry.mutation(

@@ -117,7 +117,7 @@ async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawb
                     await work.audit("user.remove_role", "user", uid, role_ref, None)
                 work.invalidate([uid])
     except Rollback as rollback:
-        return rollback.result  # type: ignore[no-any-return]
+        return rollback.result  # type: ignore[no-any-return]  # one of this field's results
     return RoleAssignment(target=user, role_row=role, changed=changed)
 
 
@@ -150,7 +150,7 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
                     await work.audit("role.revoke_permission", "role", rid, {"permission": code}, None)
                 work.invalidate(await role_store.holders(work.con, rid))
     except Rollback as rollback:
-        return rollback.result  # type: ignore[no-any-return]
+        return rollback.result  # type: ignore[no-any-return]  # one of this field's results
     forget(ctx.loaders.permissions_by_role_id, rid)
     return RoleGrant(role_row=role, permission=Permission.from_row(permission), changed=changed)
 
@@ -183,7 +183,7 @@ class RoleMutations:
                 after = {**snapshot(role, "name", "description"), "permissions": sorted(set(input.permission_codes))}
                 await work.audit("role.create", "role", role.id, None, after)
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return RolePayload(role_row=role)
 
     @strawberry.mutation(extensions=needs("roles:write"), description="A rename refreshes the holders' cached entries.")
@@ -210,7 +210,7 @@ class RoleMutations:
                 if role.name != before.name:  # cached entries carry role names
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         forget(ctx.loaders.roles_by_id, rid)
         return RolePayload(role_row=role)
 
@@ -231,7 +231,7 @@ class RoleMutations:
                 await work.audit("role.delete", "role", rid, before, None)
                 work.invalidate(holders)
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         forget(ctx.loaders.roles_by_id, rid)
         return Deleted(id=strawberry.ID(str(rid)), affected_users=len(holders))
 
@@ -261,7 +261,7 @@ class RoleMutations:
                     await work.audit("role.set_permissions", "role", rid, {"permissions": sorted(before)}, {"permissions": after})
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         forget(ctx.loaders.permissions_by_role_id, rid)
         return RolePayload(role_row=role)
 

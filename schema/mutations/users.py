@@ -74,7 +74,7 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
             )
             work.invalidate([uid])
     except Rollback as rollback:
-        return rollback.result  # type: ignore[no-any-return]
+        return rollback.result  # type: ignore[no-any-return]  # one of this field's results
     forget(info.context.loaders.users_by_id, uid)
     return UserPayload(target=after)
 
@@ -108,7 +108,7 @@ class UserMutations:
                 # an id read before it existed is cached as "unknown": drop that
                 work.invalidate([row.id])
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return UserPayload(target=row)
 
     @strawberry.mutation(extensions=needs("users:write"), description="Profile fields only: no permission change.")
@@ -141,7 +141,7 @@ class UserMutations:
                 assert after is not None  # noqa: S101 - row locked above
                 await work.audit("user.update", "user", uid, snapshot(before, *PROFILE), snapshot(after, *PROFILE))
         except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]
+            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         forget(info.context.loaders.users_by_id, uid)
         return UserPayload(target=after)
 
