@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Multi-stage: dependencies (from pyproject.toml) and GraphiQL assets are built
+# Multi-stage: dependencies (pyproject.toml, pinned by requirements.lock) and GraphiQL assets are built
 # in their own stages; the runtime image runs as a non-root user.
 
 FROM node:20-slim AS assets
@@ -13,10 +13,12 @@ WORKDIR /build
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Only the dependencies of pyproject.toml go into the venv (a layer that changes
-# only with it); the code runs from /app, where sql/ sits beside it.
-COPY pyproject.toml README.md ./
+# only with them), at the versions requirements.lock pins: a constraints file, so
+# the dev tools it also pins are not installed. The code runs from /app, where
+# sql/ sits beside it.
+COPY pyproject.toml README.md requirements.lock ./
 RUN mkdir -p api schema loaders && touch api/__init__.py schema/__init__.py loaders/__init__.py \
-    && pip install . && pip uninstall -y permgraph
+    && pip install -c requirements.lock . && pip uninstall -y permgraph
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/venv/bin:$PATH ENVIRONMENT=prod

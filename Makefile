@@ -4,13 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench soak clean
+.PHONY: install run test lint bench soak clean lock
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every package, dev tools included, at the versions the
+# gate passed with; it is a constraints file, so the Dockerfile installs through
+# it too without the dev extras.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
+
+# After changing dependencies in pyproject.toml: re-resolve, keeping every pin
+# that still fits. `make lock UPGRADE=1` moves every pin to the newest version
+# pyproject.toml allows. Then `make test`, and commit both files.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp"; \
+	"$$tmp/bin/pip" install --quiet pip-tools==7.6.2; \
+	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/bin/pip-compile" --quiet --extra dev --strip-extras \
+		--allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+		$(if $(UPGRADE),--upgrade) --output-file requirements.lock pyproject.toml
 
 web/node_modules/.installed: web/package.json
 	cd web && npm install --no-audit --no-fund --ignore-scripts --loglevel=error || echo "npm failed: GraphiQL will load from the CDN"
