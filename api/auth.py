@@ -67,7 +67,10 @@ class TokenService:
             self._sign_key: Any = secret
             self._verify_key: Any = secret
         else:
-            private, public = settings.jwt_private_key_file, settings.jwt_public_key_file
+            private, public = (
+                settings.jwt_private_key_file,
+                settings.jwt_public_key_file,
+            )
             if not (private and public):  # Settings validates this too
                 msg = f"JWT_ALGORITHM={self.algorithm} needs key files"
                 raise ValueError(msg)
@@ -125,7 +128,11 @@ class TokenService:
         claims = self._verified(token)
         now = time.time()
         if not claims["nbf"] - self.leeway <= now < claims["exp"] + self.leeway:
-            raise Unauthenticated("The token has expired." if now >= claims["exp"] else "The token is invalid.")
+            raise Unauthenticated(
+                "The token has expired."
+                if now >= claims["exp"]
+                else "The token is invalid."
+            )
         if claims.get("typ") != typ:
             raise Unauthenticated("The token is invalid.")
         return claims
@@ -148,7 +155,9 @@ class TokenService:
         sub = claims.get("sub")
         if not isinstance(sub, str) or _SUB.fullmatch(sub) is None:
             raise Unauthenticated("The token is invalid.")
-        if type(claims.get("nbf")) not in (int, float) or type(claims.get("iat")) not in (int, float):
+        if type(claims.get("nbf")) not in (int, float) or type(
+            claims.get("iat")
+        ) not in (int, float):
             raise Unauthenticated("The token is invalid.")
         # an access token names its session, or it could not be ended by a logout
         if claims.get("typ") == "access" and not isinstance(claims.get("sid"), str):
@@ -171,7 +180,9 @@ def principal_from_header(header: str | None, tokens: TokenService) -> Principal
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Use 'Authorization: Bearer <access token>'.")
     claims = tokens.decode(token.strip(), "access")
-    return Principal(int(claims["sub"]), str(claims["jti"]), str(claims["sid"]), float(claims["iat"]))
+    return Principal(
+        int(claims["sub"]), str(claims["jti"]), str(claims["sid"]), float(claims["iat"])
+    )
 
 
 __all__ = [

@@ -53,9 +53,13 @@ class Context(BaseContext):
             cache,
             settings.loader_max_batch_size,
             per_user=settings.permissions_loader == "per_user",
-            redis_slots=max(1, int(settings.redis_max_connections * settings.request_pool_share)),
+            redis_slots=max(
+                1, int(settings.redis_max_connections * settings.request_pool_share)
+            ),
         )
-        self.viewer: UserAccess | None = None  # loaded by `load_viewer` before execution
+        self.viewer: UserAccess | None = (
+            None  # loaded by `load_viewer` before execution
+        )
 
     async def load_viewer(self) -> None:
         """Load the caller's current access through the permission loader (one
@@ -63,7 +67,9 @@ class Context(BaseContext):
         after it is a synchronous set lookup. Called again after a mutation that
         changed it."""
         if self.principal is not None:
-            self.viewer = await self.loaders.access_by_user_id.load(self.principal.user_id)
+            self.viewer = await self.loaders.access_by_user_id.load(
+                self.principal.user_id
+            )
 
     async def load_viewer_with(self, user_ids: list[int]) -> list[UserAccess | None]:
         """The caller's entry and a page's entries in one batch (one MGET): for
@@ -71,16 +77,22 @@ class Context(BaseContext):
         them (see schema/viewer.py). Returns the page's entries."""
         if self.principal is None:
             return await self.load_access_page(user_ids) if user_ids else []
-        entries = await self.load_access_page([self.principal.user_id, *user_ids], extra=1)
+        entries = await self.load_access_page(
+            [self.principal.user_id, *user_ids], extra=1
+        )
         self.viewer = entries[0]
         return entries[1:]
 
     def require_principal(self) -> None:
         """Anonymous callers are refused before any I/O."""
         if self.principal is None:
-            raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
+            raise Unauthenticated(
+                "Authentication required: send 'Authorization: Bearer <token>'."
+            )
 
-    async def load_access_page(self, user_ids: list[int], *, extra: int = 0) -> list[UserAccess | None]:
+    async def load_access_page(
+        self, user_ids: list[int], *, extra: int = 0
+    ) -> list[UserAccess | None]:
         """Permission entries of a whole page: the permission batch function called
         directly (one MGET, one query for the misses), in chunks of the batch size
         (+ `extra`: the caller's own entry does not split a full page in two)."""
@@ -97,7 +109,9 @@ class Context(BaseContext):
         at once, since the entry that says so is the one every request loads."""
         principal = self.principal
         if principal is None:
-            raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
+            raise Unauthenticated(
+                "Authentication required: send 'Authorization: Bearer <token>'."
+            )
         access = self.viewer
         if access is None or not access.is_active:
             raise Unauthenticated("The account is deactivated or does not exist.")
@@ -119,10 +133,20 @@ class Context(BaseContext):
 async def get_context(request: Request) -> Context:
     headers = request.headers
     client = request.client.host if request.client else None
-    return context_for(request.scope["state"], headers.get("authorization"), headers.get("x-request-id"), client)
+    return context_for(
+        request.scope["state"],
+        headers.get("authorization"),
+        headers.get("x-request-id"),
+        client,
+    )
 
 
-def context_for(state: State, authorization: str | None, request_id: str | None, client: str | None = None) -> Context:
+def context_for(
+    state: State,
+    authorization: str | None,
+    request_id: str | None,
+    client: str | None = None,
+) -> Context:
     """A request's context from the lifespan's state, two headers and the client's
     address (the ASGI scope's; behind a proxy, the server's --proxy-headers set
     it). Raises Unauthenticated for credentials that do not verify."""

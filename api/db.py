@@ -55,7 +55,11 @@ def _unstorable_text(exc: asyncpg.exceptions.DataError) -> bool:
     parameter (22021), a \\u0000 escape in jsonb (22P05), or a str that is not
     UTF-8 (a lone surrogate, which JSON carries as "\\ud800"): asyncpg refuses that
     one itself, with a class-22 DataError caused by the UnicodeEncodeError."""
-    if isinstance(exc, asyncpg.exceptions.CharacterNotInRepertoireError | asyncpg.exceptions.UntranslatableCharacterError):
+    if isinstance(
+        exc,
+        asyncpg.exceptions.CharacterNotInRepertoireError
+        | asyncpg.exceptions.UntranslatableCharacterError,
+    ):
         return True
     return isinstance(exc.__cause__, UnicodeEncodeError)
 
@@ -81,7 +85,9 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.pool = pool
         self.acquire_timeout = settings.db_acquire_timeout_s
-        self.request_slots = max(1, int(settings.db_pool_max_size * settings.request_pool_share))
+        self.request_slots = max(
+            1, int(settings.db_pool_max_size * settings.request_pool_share)
+        )
         self._slots: asyncio.Semaphore | None = None
 
     def for_request(self) -> Database:
@@ -104,10 +110,15 @@ class Database:
             if not acquired and isinstance(exc, TimeoutError) and self._exhausted():
                 # every connection is open and in use: the database answers, we are busy
                 POOL_EXHAUSTED.labels("postgres").inc()
-                logger.warning("database pool exhausted: no connection within %.2f s", self.acquire_timeout)
+                logger.warning(
+                    "database pool exhausted: no connection within %.2f s",
+                    self.acquire_timeout,
+                )
                 raise ServiceBusy("The service is busy; retry shortly.") from exc
             logger.warning("database unavailable: %s", type(exc).__name__)
-            raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
+            raise ServiceUnavailable(
+                "The database is unavailable; retry shortly."
+            ) from exc
         except asyncpg.exceptions.DataError as exc:
             # every statement runs here: the one place client text meets the database
             if not _unstorable_text(exc):
@@ -195,4 +206,12 @@ async def create_database(settings: Settings) -> Database:
     return Database(pool, settings)
 
 
-__all__ = ["SQL_DIR", "Executor", "query_listeners", "UNAVAILABLE_ERRORS", "Database", "create_database", "read_sql"]
+__all__ = [
+    "SQL_DIR",
+    "Executor",
+    "query_listeners",
+    "UNAVAILABLE_ERRORS",
+    "Database",
+    "create_database",
+    "read_sql",
+]

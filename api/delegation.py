@@ -104,7 +104,9 @@ class Delegation:
         missing = set(codes) - self.held
         if not missing:
             return
-        if self.may_read(entity) and "permissions:read" in self.held:  # it may see what the subject holds
+        if (
+            self.may_read(entity) and "permissions:read" in self.held
+        ):  # it may see what the subject holds
             raise Denied(
                 f"You may not change {entity} {ident}: it holds permissions you do not hold: "
                 + ", ".join(sorted(missing))
@@ -137,7 +139,11 @@ class Delegation:
         # codes the role keeps or loses: the caller must hold them all
         self.require(before_set, "role", role_id)
         if holders_lose:
-            self.require(await holdings.codes_held_by_role_holders(self.con, role_id), "role", role_id)
+            self.require(
+                await holdings.codes_held_by_role_holders(self.con, role_id),
+                "role",
+                role_id,
+            )
 
     async def grant(self, codes: Iterable[str]) -> None:
         """Codes about to be granted to a role: held by the caller, or new."""
@@ -146,7 +152,9 @@ class Delegation:
             missing -= await self._unclaimed(missing)
         if missing:
             raise Denied(
-                "You cannot grant permissions you do not hold: " + ", ".join(sorted(missing)) + ".",
+                "You cannot grant permissions you do not hold: "
+                + ", ".join(sorted(missing))
+                + ".",
                 missing,
             )
 
@@ -167,15 +175,21 @@ class Delegation:
         who holds every other code); the service's own codes stay; every role
         and every user holding the code loses it, so each is a subject."""
         if code in SERVICE_CODES:
-            raise Denied(f"{code!r} is checked by permgraph itself and cannot be deleted.")
+            raise Denied(
+                f"{code!r} is checked by permgraph itself and cannot be deleted."
+            )
         rules = self
         if code not in self.held and await self._unclaimed({code}):
             rules = Delegation(self.con, self.caller_id, self.held | {code})
         rules.require([code], "permission", permission_id)
         # every role that holds the code loses it (with holders or not), and so
         # does every holder: each is a subject
-        roles = await holdings.codes_of_roles_holding_permission(self.con, permission_id)
-        holders = await holdings.codes_held_by_permission_holders(self.con, permission_id)
+        roles = await holdings.codes_of_roles_holding_permission(
+            self.con, permission_id
+        )
+        holders = await holdings.codes_held_by_permission_holders(
+            self.con, permission_id
+        )
         rules.require(roles | holders, "permission", permission_id)
 
     async def guard_holder_remains(self) -> None:
@@ -185,7 +199,9 @@ class Delegation:
             raise Denied(f"This would leave nobody holding {GUARDED_PERMISSION!r}.")
 
 
-async def begin(con: asyncpg.Connection, caller_id: int | None, needs: str) -> Delegation:
+async def begin(
+    con: asyncpg.Connection, caller_id: int | None, needs: str
+) -> Delegation:
     """Serialise privilege changes (the advisory lock, held to commit), then read
     the caller's permissions as committed and check again the permission the
     mutation needs (the field's check read the cached entry, before the lock: a

@@ -70,7 +70,9 @@ def _settings_or_exit() -> Settings:
 
 @contextlib.contextmanager
 def _servers_file(database_url: str, redis_url: str) -> Iterator[None]:
-    SERVERS_FILE.write_text(json.dumps({"database_url": database_url, "redis_url": redis_url}))
+    SERVERS_FILE.write_text(
+        json.dumps({"database_url": database_url, "redis_url": redis_url})
+    )
     SERVERS_FILE.chmod(0o600)
     try:
         yield
@@ -112,7 +114,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=_int_env("SEED_USERS", 200))
     args = parser.parse_args()
 
-    admin_password = os.environ.get("ADMIN_PASSWORD") or _secret_file("admin-password", secrets.token_urlsafe(18))
+    admin_password = os.environ.get("ADMIN_PASSWORD") or _secret_file(
+        "admin-password", secrets.token_urlsafe(18)
+    )
     if not os.environ.get("JWT_SECRET"):
         os.environ["JWT_SECRET"] = _secret_file("jwt-secret", secrets.token_urlsafe(48))
     settings = _settings_or_exit()
@@ -130,7 +134,13 @@ def main() -> None:
             flush=True,
         )
         with _servers_file(database_url, redis_url):
-            uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning")
+            uvicorn.run(
+                "api.main:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+            )
 
 
 if __name__ == "__main__":

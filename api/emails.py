@@ -21,7 +21,9 @@ from confusable_homoglyphs import confusables
 from email_validator import EmailNotValidError, validate_email
 
 # the library reads this list at each call; the documented way to allow a name
-email_validator.SPECIAL_USE_DOMAIN_NAMES = [d for d in email_validator.SPECIAL_USE_DOMAIN_NAMES if d != "local"]
+email_validator.SPECIAL_USE_DOMAIN_NAMES = [
+    d for d in email_validator.SPECIAL_USE_DOMAIN_NAMES if d != "local"
+]
 
 
 class BadEmail(ValueError):

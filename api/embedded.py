@@ -202,7 +202,11 @@ def _binaries_for(bin_dir: Path, ids: RunAs) -> Path:
                 os.rename(staging / "pg", target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        logger.info("copied the PostgreSQL binaries to %s (nobody cannot reach %s)", target, bin_dir)
+        logger.info(
+            "copied the PostgreSQL binaries to %s (nobody cannot reach %s)",
+            target,
+            bin_dir,
+        )
     return copied
 
 
@@ -211,7 +215,9 @@ def _data_dir_for(data_dir: Path, ids: RunAs) -> Path:
     cannot reach it) a directory of the runtime directory that `data_dir` links to."""
     if data_dir.is_symlink():  # placed by an earlier run
         target = data_dir.resolve()
-        if not target.exists() and target.parent == runtime_dir():  # /var/tmp was cleaned
+        if (
+            not target.exists() and target.parent == runtime_dir()
+        ):  # /var/tmp was cleaned
             target.mkdir()
         return target
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -264,20 +270,27 @@ def _stop_stale_postmaster(pgdata: Path) -> None:
         time.sleep(0.1)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             msg = f"{what} exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
             raise RuntimeError(msg)
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return
         time.sleep(0.05)
     msg = f"{what} did not listen on 127.0.0.1:{port} within 60 s"
     raise RuntimeError(msg)
 
 
-def _wait_until_ready(bin_dir: Path, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until_ready(
+    bin_dir: Path, port: int, proc: subprocess.Popen[bytes], log: Path
+) -> None:
     """Listening is not accepting: a restarted server answers "the database system
     is starting up" while it replays its WAL."""
     deadline = time.monotonic() + 60
@@ -286,8 +299,18 @@ def _wait_until_ready(bin_dir: Path, port: int, proc: subprocess.Popen[bytes], l
             msg = f"postgres exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
             raise RuntimeError(msg)
         ready = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
-            check=False, capture_output=True,
+            [
+                str(bin_dir / "pg_isready"),
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-t",
+                "1",
+            ],
+            check=False,
+            capture_output=True,
         )
         if ready.returncode == 0:
             return
@@ -320,13 +343,30 @@ class EmbeddedPostgres:
         run_dir.mkdir(parents=True, exist_ok=True)
         _chown_tree(run_dir, ids)
         os.chmod(run_dir, 0o700)
-        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(run_dir)}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(run_dir),
+        }
         if not (pgdata / "PG_VERSION").exists():
             done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=False, env=env, cwd=run_dir, capture_output=True,
-                extra_groups=_groups(ids), user=ids.get("user"), group=ids.get("group"),
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=False,
+                env=env,
+                cwd=run_dir,
+                capture_output=True,
+                extra_groups=_groups(ids),
+                user=ids.get("user"),
+                group=ids.get("group"),
             )
             if done.returncode != 0:
                 msg = f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
@@ -334,21 +374,45 @@ class EmbeddedPostgres:
         _stop_stale_postmaster(pgdata)
         log = run_dir / "postgres.log"
         settings = [
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={run_dir}",
-            "-c", "shared_preload_libraries=pg_stat_statements",
-            "-c", "max_connections=200",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={run_dir}",
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "max_connections=200",
         ]
         if not self.durable:
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         with log.open("ab") as out:
             if ids:
                 os.chown(log, ids["user"], ids["group"])
             self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port), *settings],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=run_dir,
-                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGQUIT),
-                extra_groups=_groups(ids), user=ids.get("user"), group=ids.get("group"),
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(pgdata),
+                    "-p",
+                    str(self.port),
+                    *settings,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=run_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(signal.SIGQUIT),
+                extra_groups=_groups(ids),
+                user=ids.get("user"),
+                group=ids.get("group"),
             )
         _wait_for_port(self.port, self.proc, "postgres", log)
         _wait_until_ready(bin_dir, self.port, self.proc, log)
@@ -363,7 +427,9 @@ class EmbeddedPostgres:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        if not self.durable and self.data_dir.is_symlink():  # throwaway data kept elsewhere
+        if (
+            not self.durable and self.data_dir.is_symlink()
+        ):  # throwaway data kept elsewhere
             shutil.rmtree(self.data_dir.resolve(), ignore_errors=True)
             self.data_dir.unlink()
 
@@ -383,10 +449,24 @@ class EmbeddedRedis:
         log = self.data_dir / "redis.log"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.data_dir),
-                 "--protected-mode", "yes"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    _redis_server(),
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.data_dir),
+                    "--protected-mode",
+                    "yes",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=_die_with_parent(signal.SIGTERM),
             )
         _wait_for_port(self.port, self.proc, "redis-server", log)

@@ -43,7 +43,9 @@ class Invalidator:
         # called after every whole-cache flush Redis confirmed (the keeper's kick)
         self.on_flush: Callable[[], None] | None = None
 
-    async def record(self, con: asyncpg.Connection, user_ids: Sequence[int] | None) -> Ticket | None:
+    async def record(
+        self, con: asyncpg.Connection, user_ids: Sequence[int] | None
+    ) -> Ticket | None:
         """Inside the mutation's transaction. None when nothing became stale."""
         if user_ids is not None:
             user_ids = sorted(set(user_ids))
@@ -69,7 +71,10 @@ class Invalidator:
         except InvalidationFailed:
             INVALIDATION_FAILURES.inc()
             self.cache.trusted = False
-            logger.warning("invalidation could not reach redis; kept in outbox %d", ticket.outbox_id)
+            logger.warning(
+                "invalidation could not reach redis; kept in outbox %d",
+                ticket.outbox_id,
+            )
             return False
         await outbox.delete(self.db, [ticket.outbox_id])
         return True

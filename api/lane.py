@@ -43,19 +43,34 @@ if TYPE_CHECKING:
 
 _KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _JSON = b"application/json"
-_EXTENSIONS = frozenset({"cost"})  # request extensions the lane knows (schema/limits.py)
+_EXTENSIONS = frozenset(
+    {"cost"}
+)  # request extensions the lane knows (schema/limits.py)
 
 
 class GraphQLLane:
-    def __init__(self, app: ASGIApp, schema: PermgraphSchema, path: str = "/graphql", *, fast: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        schema: PermgraphSchema,
+        path: str = "/graphql",
+        *,
+        fast: bool = True,
+    ) -> None:
         self.app = app
-        self.fast = fast  # False: every request takes the full path (after the checks above)
+        self.fast = (
+            fast  # False: every request takes the full path (after the checks above)
+        )
         self.schema = schema
         self.graphql_schema = schema._schema
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != self.path
+        ):
             await self.app(scope, receive, send)
             return
         authorization = request_id = None
@@ -69,7 +84,12 @@ class GraphQLLane:
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")
         if not json_body:
-            await _refuse(send, 415, "UNSUPPORTED_MEDIA_TYPE", "Send the request as 'Content-Type: application/json'.")
+            await _refuse(
+                send,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Send the request as 'Content-Type: application/json'.",
+            )
             return
         body = await _read_body(receive)
         if body is None:  # the client went away
@@ -78,26 +98,48 @@ class GraphQLLane:
         if isinstance(payload, str):
             await _refuse(send, 400, "BAD_REQUEST", payload)
             return
-        response = await self._try(scope, payload, authorization, request_id) if self.fast else None
+        response = (
+            await self._try(scope, payload, authorization, request_id)
+            if self.fast
+            else None
+        )
         if response is None:
             await self.app(_canonical(scope), _replay(body, receive), send)
             return
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", _JSON), (b"content-length", str(len(response)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", _JSON),
+                    (b"content-length", str(len(response)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": response})
 
-    async def _try(self, scope: Scope, payload: dict[str, Any], authorization: str | None, request_id: str | None) -> bytes | None:
+    async def _try(
+        self,
+        scope: Scope,
+        payload: dict[str, Any],
+        authorization: str | None,
+        request_id: str | None,
+    ) -> bytes | None:
         """The response body, or None: not a case for the lane."""
         if not payload.keys() <= _KEYS:
             return None
-        query, variables, operation_name = payload.get("query"), payload.get("variables"), payload.get("operationName")
+        query, variables, operation_name = (
+            payload.get("query"),
+            payload.get("variables"),
+            payload.get("operationName"),
+        )
         if type(query) is not str:
             return None
         extensions = payload.get("extensions")
-        if not (extensions is None or (type(extensions) is dict and extensions.keys() <= _EXTENSIONS)):
+        if not (
+            extensions is None
+            or (type(extensions) is dict and extensions.keys() <= _EXTENSIONS)
+        ):
             return None  # what the lane does not know, the app answers
         prepared = prepared_query(self.schema.prepared, query, operation_name)
         if prepared is None:
@@ -129,20 +171,34 @@ def _payload(body: bytes) -> dict[str, Any] | str:
         return "The request body is not valid JSON (UTF-8)."
     if type(payload) is not dict:
         return "The request body must be a JSON object with a 'query'."
-    for key, kind in (("query", str), ("operationName", str), ("variables", dict), ("extensions", dict)):
+    for key, kind in (
+        ("query", str),
+        ("operationName", str),
+        ("variables", dict),
+        ("extensions", dict),
+    ):
         value = payload.get(key)
         if value is not None and type(value) is not kind:
-            return f"'{key}' must be {'a string' if kind is str else 'an object'} or null."
+            return (
+                f"'{key}' must be {'a string' if kind is str else 'an object'} or null."
+            )
     return payload
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = orjson.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]})
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
-    })
+    body = orjson.dumps(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", _JSON),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

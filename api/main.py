@@ -68,7 +68,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if (
+                name == b"content-length"
+                and value.isdigit()
+                and int(value) > self.limit
+            ):
                 await _too_large(send, self.limit)
                 return
         seen = 0
@@ -107,7 +111,13 @@ class SecurityHeaders:
             # no subscriptions yet: refuse the handshake (HTTP 403), before any
             # GraphQL machinery (Strawberry's would fail to build a context)
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008, "reason": "WebSocket subscriptions are not offered."})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": 1008,
+                    "reason": "WebSocket subscriptions are not offered.",
+                }
+            )
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -115,7 +125,9 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0] != b"cache-control"]
+                headers = [
+                    h for h in message.get("headers", ()) if h[0] != b"cache-control"
+                ]
                 message = {**message, "headers": headers + self.HEADERS}
             await send(message)
 
@@ -128,9 +140,25 @@ class _BodyTooLarge(Exception):
 
 async def _too_large(send: Send, limit: int) -> None:
     body = orjson.dumps(
-        {"errors": [{"message": f"Request body larger than {limit} bytes.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+        {
+            "errors": [
+                {
+                    "message": f"Request body larger than {limit} bytes.",
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                }
+            ]
+        }
     )
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -149,7 +177,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await invalidator.replay_pending()  # the cache is trusted only after this
         except AppError:
             logger.warning("outbox replay at start failed; the replayer retries")
-        replayer = asyncio.create_task(invalidator.run_replayer(settings.outbox_replay_interval_s))
+        replayer = asyncio.create_task(
+            invalidator.run_replayer(settings.outbox_replay_interval_s)
+        )
         tasks = [replayer]
         if settings.permissions_cache_keep_warm and settings.permissions_cache_enabled:
             keeper = CacheKeeper(
@@ -169,8 +199,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(settings.gc_gen0_threshold, 20, 50)
         install_gc_timer()
-        state = State(settings=settings, db=db, redis=redis, cache=cache, invalidator=invalidator, tokens=TokenService(settings))
-        app.state.resources = state  # for operators' tooling and tests; requests use request.state
+        state = State(
+            settings=settings,
+            db=db,
+            redis=redis,
+            cache=cache,
+            invalidator=invalidator,
+            tokens=TokenService(settings),
+        )
+        app.state.resources = (
+            state  # for operators' tooling and tests; requests use request.state
+        )
         try:
             yield state
         finally:
@@ -181,7 +220,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
             await db.close()
 
-    app = FastAPI(title="permgraph", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="permgraph",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     schema = build_schema(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
@@ -196,14 +241,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router, prefix="/graphql")
     if settings.ide_enabled and local_assets_present():
-        app.mount(ASSET_PREFIX.rstrip("/"), StaticFiles(directory=NODE_MODULES), name="graphiql-assets")
+        app.mount(
+            ASSET_PREFIX.rstrip("/"),
+            StaticFiles(directory=NODE_MODULES),
+            name="graphiql-assets",
+        )
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
         status = {"UNAUTHENTICATED": 401, "SERVICE_UNAVAILABLE": 503}.get(exc.code, 400)
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+        headers = (
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            if status == 401
+            else None
+        )
         return JSONResponse(
-            {"data": None, "errors": [{"message": exc.message, "extensions": exc.extensions}]},
+            {
+                "data": None,
+                "errors": [{"message": exc.message, "extensions": exc.extensions}],
+            },
             status_code=status,
             headers=headers,
         )
@@ -226,17 +282,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             checks["redis"] = f"error: {type(exc).__name__}"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
-    metrics_token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+    metrics_token = (
+        settings.metrics_token.get_secret_value().encode()
+        if settings.metrics_token
+        else None
+    )
     if metrics_token is not None or settings.environment != "prod":
 
         @app.get("/metrics")
         async def metrics(request: Request) -> Response:
             if metrics_token is not None:
-                given = request.headers.get("authorization", "")[:256].encode("latin-1", "replace")
+                given = request.headers.get("authorization", "")[:256].encode(
+                    "latin-1", "replace"
+                )
                 if not hmac.compare_digest(given, b"Bearer " + metrics_token):
-                    return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                    return Response(
+                        status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                    )
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     else:

@@ -94,7 +94,9 @@ def install_gc_timer() -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            GC_PAUSE.labels(str(info.get("generation", -1))).observe(time.perf_counter() - started[0])
+            GC_PAUSE.labels(str(info.get("generation", -1))).observe(
+                time.perf_counter() - started[0]
+            )
 
     if not any(getattr(cb, "_permgraph", False) for cb in gc.callbacks):
         callback._permgraph = True  # type: ignore[attr-defined]  # a marker: a second create_app adds no second timer

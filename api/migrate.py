@@ -58,7 +58,9 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-async def apply(con: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def apply(
+    con: asyncpg.Connection, migrations: list[Migration] | None = None
+) -> list[str]:
     """Apply what is missing; return the names applied now."""
     migrations = discover() if migrations is None else migrations
     await con.execute("select pg_advisory_lock($1)", _LOCK_KEY)
@@ -75,7 +77,9 @@ async def apply(con: asyncpg.Connection, migrations: list[Migration] | None = No
         )
         applied = {
             row["version"]: row
-            for row in await con.fetch("select version, name, checksum from schema_migration")
+            for row in await con.fetch(
+                "select version, name, checksum from schema_migration"
+            )
         }
         done = []
         for migration in migrations:

@@ -33,7 +33,9 @@ def _verify(stored: str | None, password: str) -> tuple[bool, bool]:
         ok = _hasher.verify(stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False, False
-    return ok and stored is not None, stored is not None and _hasher.check_needs_rehash(stored)
+    return ok and stored is not None, stored is not None and _hasher.check_needs_rehash(
+        stored
+    )
 
 
 async def verify_password(stored: str | None, password: str) -> tuple[bool, bool]:
@@ -41,4 +43,10 @@ async def verify_password(stored: str | None, password: str) -> tuple[bool, bool
     return await asyncio.to_thread(_verify, stored, password)
 
 
-__all__ = ["MAX_LENGTH", "MIN_LENGTH", "check_strength", "hash_password", "verify_password"]
+__all__ = [
+    "MAX_LENGTH",
+    "MIN_LENGTH",
+    "check_strength",
+    "hash_password",
+    "verify_password",
+]

@@ -78,7 +78,9 @@ async def _issue_pair(
     refresh = tokens.issue(user_id, "refresh", family_id=family_id)
     # a revoked family stays listed in the user's entry while this access token may be used
     access_until = access.expires_at + timedelta(seconds=tokens.leeway)
-    await token_store.insert(con, refresh.jti, family_id, user_id, refresh.expires_at, access_until)
+    await token_store.insert(
+        con, refresh.jti, family_id, user_id, refresh.expires_at, access_until
+    )
     return TokenPair(user_id, family_id, access, refresh)
 
 
@@ -96,7 +98,10 @@ async def login(
     try:
         email = normalize_email(email)  # the spelling it was stored in (api/emails.py)
         row = await user_store.select_login_by_email(db, email)
-    except (BadEmail, InvalidInput):  # not an address, or text PostgreSQL cannot store: no such account
+    except (
+        BadEmail,
+        InvalidInput,
+    ):  # not an address, or text PostgreSQL cannot store: no such account
         email = email.strip().lower()
         row = None
     # counted the same whether the account exists or not: no enumeration signal
@@ -106,24 +111,33 @@ async def login(
         return held
     # always verify (a dummy hash when the account is unknown), so that the time
     # taken does not tell whether the account exists
-    ok, needs_rehash = await verify_password(None if row is None else row.password_hash, password)
+    ok, needs_rehash = await verify_password(
+        None if row is None else row.password_hash, password
+    )
     if row is None or not ok or not row.is_active:
         return None  # the attempt stays charged as a failure
     new_hash = await hash_password(password) if needs_rehash else None
     async with db.transaction() as con:
         # under the user's row lock: a password change or deactivation that
         # committed since the check above wins
-        if await token_store.select_login_for_update(con, row.id) != (row.password_hash, True):
+        if await token_store.select_login_for_update(con, row.id) != (
+            row.password_hash,
+            True,
+        ):
             return None
         if new_hash is not None and row.password_hash is not None:
-            await token_store.record_login_success(con, row.id, new_hash, row.password_hash)
+            await token_store.record_login_success(
+                con, row.id, new_hash, row.password_hash
+            )
         await _settle(con, attempt)
         pair = await _issue_pair(con, tokens, row.id, str(uuid.uuid4()))
     logger.info("login user=%d", row.id)
     return pair
 
 
-async def refresh(db: Database, tokens: TokenService, invalidator: Invalidator, token: str) -> TokenPair:
+async def refresh(
+    db: Database, tokens: TokenService, invalidator: Invalidator, token: str
+) -> TokenPair:
     claims = tokens.decode(token, "refresh")
     jti = str(claims["jti"])
     try:
@@ -132,9 +146,16 @@ async def refresh(db: Database, tokens: TokenService, invalidator: Invalidator, 
         raise Unauthenticated(INVALID_REFRESH) from None
     user_id = int(claims["sub"])
     async with db.transaction() as con:
-        user = await user_store.select_for_update(con, user_id)  # the user's row lock first
+        user = await user_store.select_for_update(
+            con, user_id
+        )  # the user's row lock first
         spent = None if user is None else await token_store.spend(con, jti)
-        if spent is not None and spent[1] == user_id and user is not None and user.is_active:
+        if (
+            spent is not None
+            and spent[1] == user_id
+            and user is not None
+            and user.is_active
+        ):
             return await _issue_pair(con, tokens, user_id, spent[0])
     # not live: a reuse of a spent token revokes its family (committed before raising)
     if await _revoke_family_of(db, invalidator, jti):
@@ -142,7 +163,9 @@ async def refresh(db: Database, tokens: TokenService, invalidator: Invalidator, 
     raise Unauthenticated(INVALID_REFRESH)
 
 
-async def logout(db: Database, tokens: TokenService, invalidator: Invalidator, token: str) -> None:
+async def logout(
+    db: Database, tokens: TokenService, invalidator: Invalidator, token: str
+) -> None:
     """Ends the refresh token's session: its family, and the access tokens issued in it."""
     claims = tokens.decode(token, "refresh")
     await _revoke_family_of(db, invalidator, str(claims["jti"]))
@@ -246,7 +269,12 @@ class _Attempt:
         # one by its e-mail as looked up: both are counted alike
         account = f"user:{user_id}" if user_id is not None else f"email:{email.lower()}"
         address = _address(client)
-        return cls(_key("pair", account, address), _key("address", address), _key("account", account), user_id)
+        return cls(
+            _key("pair", account, address),
+            _key("address", address),
+            _key("account", account),
+            user_id,
+        )
 
 
 def _wait(row: ThrottleRow, free: int, settings: Settings) -> float:
@@ -258,7 +286,9 @@ def _wait(row: ThrottleRow, free: int, settings: Settings) -> float:
     return max(0.0, min(delay, settings.login_throttle_max_s) - age)
 
 
-async def _charge(db: Database, settings: Settings, attempt: _Attempt) -> Throttled | None:
+async def _charge(
+    db: Database, settings: Settings, attempt: _Attempt
+) -> Throttled | None:
     """Charge the attempt to its counters as a failure, before the password is
     checked (a success refunds it), so that concurrent guesses are counted one
     after the other under the counters' row locks; Throttled (nothing charged)
@@ -270,24 +300,37 @@ async def _charge(db: Database, settings: Settings, attempt: _Attempt) -> Thrott
         pair = rows[attempt.pair]
         # an address the account logged in from lately is not held by the
         # account-wide counter: strangers elsewhere cannot keep the owner out
-        known = pair.success_age_s is not None and pair.success_age_s < settings.login_throttle_trust_s
+        known = (
+            pair.success_age_s is not None
+            and pair.success_age_s < settings.login_throttle_trust_s
+        )
         wait = max(
             _wait(pair, settings.login_throttle_pair_free, settings),
-            _wait(rows[attempt.address], settings.login_throttle_address_free, settings),
-            0.0 if known else _wait(rows[attempt.account], settings.login_throttle_account_free, settings),
+            _wait(
+                rows[attempt.address], settings.login_throttle_address_free, settings
+            ),
+            0.0
+            if known
+            else _wait(
+                rows[attempt.account], settings.login_throttle_account_free, settings
+            ),
         )
         if wait > 0:
             logger.info("password check held for %.0f s", wait)
             return Throttled(max(1, math.ceil(wait)))
         await token_store.charge_throttle(con, keys, settings.login_throttle_reset_s)
     if secrets.randbelow(PURGE_ONE_IN) == 0:
-        await token_store.purge_throttle(db, max(settings.login_throttle_reset_s, settings.login_throttle_trust_s))
+        await token_store.purge_throttle(
+            db, max(settings.login_throttle_reset_s, settings.login_throttle_trust_s)
+        )
     return None
 
 
 async def _settle(con: asyncpg.Connection, attempt: _Attempt) -> None:
     """The password was right: the pair starts again, the charge is refunded."""
-    await token_store.settle_throttle(con, attempt.pair, [attempt.address, attempt.account])
+    await token_store.settle_throttle(
+        con, attempt.pair, [attempt.address, attempt.account]
+    )
 
 
 __all__ = [

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     permissions_cache_ttl_s: int = Field(300, ge=1)
     permissions_cache_ttl_jitter_s: int = Field(30, ge=0)
     outbox_replay_interval_s: float = Field(1.0, gt=0)
-    permissions_cache_enabled: bool = True  # false: every permission read goes to PostgreSQL
+    permissions_cache_enabled: bool = (
+        True  # false: every permission read goes to PostgreSQL
+    )
     # The keeper (loaders/warm.py) reloads every active user's entry at start,
     # after a whole-cache flush, and every refresh interval (default: half the
     # TTL), so entries are replaced before they expire. One instance at a time
@@ -60,7 +62,9 @@ class Settings(BaseSettings):
 
     # Auth
     jwt_secret: SecretStr = SecretStr("")
-    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = (
+        "HS256"
+    )
     jwt_private_key_file: str | None = None
     jwt_public_key_file: str | None = None
     jwt_issuer: str = "permgraph"
@@ -116,7 +120,10 @@ class Settings(BaseSettings):
 
     @property
     def refresh_interval_s(self) -> float:
-        return self.permissions_cache_refresh_interval_s or self.permissions_cache_ttl_s / 2
+        return (
+            self.permissions_cache_refresh_interval_s
+            or self.permissions_cache_ttl_s / 2
+        )
 
     @property
     def ide_enabled(self) -> bool:

@@ -42,11 +42,22 @@ from schema.root import build_schema  # noqa: E402
 
 QUERIES = {
     "one user's permissions": ('{ user(id: "4242") { permissions } }', 3000),
-    "one user's email and permissions": ('{ user(id: "4242") { email permissions } }', 2000),
-    "100 users, ids only": ('{ users(first: 100, after: "dXNlcjox") { edges { node { id } } } }', 300),
-    "100 users with permissions": ('{ users(first: 100, after: "dXNlcjox") { edges { node { id permissions } } } }', 300),
+    "one user's email and permissions": (
+        '{ user(id: "4242") { email permissions } }',
+        2000,
+    ),
+    "100 users, ids only": (
+        '{ users(first: 100, after: "dXNlcjox") { edges { node { id } } } }',
+        300,
+    ),
+    "100 users with permissions": (
+        '{ users(first: 100, after: "dXNlcjox") { edges { node { id permissions } } } }',
+        300,
+    ),
     "100 users with roles and permissions": (
-        '{ users(first: 100, after: "dXNlcjox") { edges { node { id roles { name } permissions } } } }', 300),
+        '{ users(first: 100, after: "dXNlcjox") { edges { node { id roles { name } permissions } } } }',
+        300,
+    ),
 }
 
 
@@ -56,24 +67,39 @@ async def measure(settings: Settings, rounds: int) -> list[dict[str, Any]]:
     async with LifespanManager(app):
         state = app.state.resources
         authorization = "Bearer " + TokenService(settings).issue(1, "access").token
-        schema = build_schema(max_depth=8, max_aliases=30, max_tokens=2000, introspection=False)
+        schema = build_schema(
+            max_depth=8, max_aliases=30, max_tokens=2000, introspection=False
+        )
         for label, (query, n) in QUERIES.items():
             document = parse(query)
 
             async def prepared(document: Any = document) -> Any:
                 ctx = context_for(state, authorization, None)
-                return await execute_prepared(schema._schema, document, context=ctx, variables=None, operation_name=None)
+                return await execute_prepared(
+                    schema._schema,
+                    document,
+                    context=ctx,
+                    variables=None,
+                    operation_name=None,
+                )
 
             async def full(query: str = query) -> Any:
                 ctx = context_for(state, authorization, None)
                 return await schema.execute(query, context_value=ctx)
 
-            variants: dict[str, Callable[[], Awaitable[Any]]] = {"prepared": prepared, "full": full}
+            variants: dict[str, Callable[[], Awaitable[Any]]] = {
+                "prepared": prepared,
+                "full": full,
+            }
             times: dict[str, list[float]] = {name: [] for name in variants}
             for fn in variants.values():
                 for _ in range(20):  # warm: cache entries, parser and validation caches
                     result = await fn()
-                    assert not (result.get("errors") if isinstance(result, dict) else result.errors), result
+                    assert not (
+                        result.get("errors")
+                        if isinstance(result, dict)
+                        else result.errors
+                    ), result
             for _ in range(rounds):  # interleaved, so drift hits both alike
                 for name, fn in variants.items():
                     started = time.process_time()
@@ -81,22 +107,40 @@ async def measure(settings: Settings, rounds: int) -> list[dict[str, Any]]:
                         await fn()
                     times[name].append((time.process_time() - started) / n * 1000)
             for name, values in times.items():
-                rows.append({"query": label, "path": name, "min": min(values), "median": statistics.median(values)})
+                rows.append(
+                    {
+                        "query": label,
+                        "path": name,
+                        "min": min(values),
+                        "median": statistics.median(values),
+                    }
+                )
             prepared_median = statistics.median(times["prepared"])
             full_median = statistics.median(times["full"])
-            print(f"{label}: prepared {prepared_median:.3f} ms, full {full_median:.3f} ms of CPU per request "
-                  f"({full_median / prepared_median:.2f}x)", flush=True)
+            print(
+                f"{label}: prepared {prepared_median:.3f} ms, full {full_median:.3f} ms of CPU per request "
+                f"({full_median / prepared_median:.2f}x)",
+                flush=True,
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(environment="prod", database_url=url, redis_url=redis_url, jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-                            log_level="WARNING", permissions_cache_keep_warm=False)
+        settings = Settings(
+            environment="prod",
+            database_url=url,
+            redis_url=redis_url,
+            jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
+            log_level="WARNING",
+            permissions_cache_keep_warm=False,
+        )
         try:
             rows = asyncio.run(measure(settings, args.rounds))
         finally:

@@ -60,7 +60,9 @@ from loaders.permissions_per_user import load_access_one_by_one  # noqa: E402
 USERS = 10_000
 ADMIN_PASSWORD = "bench-admin-password-" + secrets.token_hex(4)
 JWT_SECRET = secrets.token_urlsafe(48)
-PERMISSION_QUERY_MARK = "coalesce(p.codes"  # in the loader query (pg_stat_statements drops comments)
+PERMISSION_QUERY_MARK = (
+    "coalesce(p.codes"  # in the loader query (pg_stat_statements drops comments)
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -86,7 +88,9 @@ def count_statements() -> Iterator[list[str]]:
 # -- 1. in process ------------------------------------------------------------
 
 
-async def in_process(settings: Settings, sizes: list[int], reps: int) -> list[dict[str, Any]]:
+async def in_process(
+    settings: Settings, sizes: list[int], reps: int
+) -> list[dict[str, Any]]:
     db = await create_database(settings)
     redis = create_redis(settings)
     cache = PermissionCache(redis, settings)
@@ -116,12 +120,17 @@ async def in_process(settings: Settings, sizes: list[int], reps: int) -> list[di
                             times.append((time.perf_counter() - started) * 1000)
                         trips.append(CountingConnection.round_trips - before)
                         stmts.append(len(seen))
-                    rows.append({
-                        "n": n, "variant": name, "cache": temperature,
-                        "redis_round_trips": statistics.median(trips),
-                        "sql": statistics.median(stmts),
-                        "p50_ms": statistics.median(times), "p99_ms": pct(times, 0.99),
-                    })
+                    rows.append(
+                        {
+                            "n": n,
+                            "variant": name,
+                            "cache": temperature,
+                            "redis_round_trips": statistics.median(trips),
+                            "sql": statistics.median(stmts),
+                            "p50_ms": statistics.median(times),
+                            "p99_ms": pct(times, 0.99),
+                        }
+                    )
     finally:
         await redis.aclose()
         await db.close()
@@ -157,10 +166,22 @@ class Server:
 
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-             "--log-level", "warning"],
-            cwd=ROOT, env=self.env,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -179,8 +200,12 @@ class Server:
 
 
 def login(url: str) -> str:
-    query = 'mutation($e: String!, $p: String!) { login(email: $e, password: $p) { ... on AuthPayload { accessToken } } }'
-    body = httpx.post(f"{url}/graphql", json={"query": query, "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}}, timeout=10).json()
+    query = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { ... on AuthPayload { accessToken } } }"
+    body = httpx.post(
+        f"{url}/graphql",
+        json={"query": query, "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}},
+        timeout=10,
+    ).json()
     return str(body["data"]["login"]["accessToken"])
 
 
@@ -188,7 +213,9 @@ def lua_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def wrk(url: str, token: str, script_body: str, connections: int, seconds: int) -> dict[str, float]:
+def wrk(
+    url: str, token: str, script_body: str, connections: int, seconds: int
+) -> dict[str, float]:
     script = f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -203,8 +230,21 @@ end
         f.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", f.name, f"{url}/graphql"],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                f.name,
+                f"{url}/graphql",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
         ).stdout
     finally:
         os.unlink(f.name)
@@ -220,7 +260,9 @@ end
     }
 
 
-def aiohttp_load(url: str, token: str, body: str, connections: int, seconds: int) -> dict[str, float]:
+def aiohttp_load(
+    url: str, token: str, body: str, connections: int, seconds: int
+) -> dict[str, float]:
     """Fallback when wrk is not installed (apt-get install wrk)."""
     import aiohttp
 
@@ -228,8 +270,12 @@ def aiohttp_load(url: str, token: str, body: str, connections: int, seconds: int
         latencies: list[float] = []
         errors = 0
         deadline = time.monotonic() + seconds
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        }
         async with aiohttp.ClientSession(headers=headers) as session:
+
             async def worker() -> None:
                 nonlocal errors
                 while time.monotonic() < deadline:
@@ -239,16 +285,24 @@ def aiohttp_load(url: str, token: str, body: str, connections: int, seconds: int
                         if response.status != 200:
                             errors += 1
                     latencies.append((time.perf_counter() - started) * 1000)
+
             started = time.monotonic()
             await asyncio.gather(*[worker() for _ in range(connections)])
             elapsed = time.monotonic() - started
-        return {"rps": len(latencies) / elapsed, "errors": errors, "requests": len(latencies),
-                "p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99)}
+        return {
+            "rps": len(latencies) / elapsed,
+            "errors": errors,
+            "requests": len(latencies),
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": pct(latencies, 0.99),
+        }
 
     return asyncio.run(run())
 
 
-def load(url: str, token: str, query: str, connections: int, seconds: int) -> dict[str, float]:
+def load(
+    url: str, token: str, query: str, connections: int, seconds: int
+) -> dict[str, float]:
     body = httpx.Request("POST", "http://x", json={"query": query}).content.decode()
     if shutil.which("wrk"):
         return wrk(url, token, f"wrk.body = '{lua_escape(body)}'", connections, seconds)
@@ -258,29 +312,47 @@ def load(url: str, token: str, query: str, connections: int, seconds: int) -> di
 def page_query(n: int, permissions: bool = True, fields: str | None = None) -> str:
     fields = fields or ("id permissions" if permissions else "id")
     # after the admin (id 1): synthetic users only
-    return '{ users(first: %d, after: "dXNlcjox") { edges { node { %s } } } }' % (n, fields)
+    return '{ users(first: %d, after: "dXNlcjox") { edges { node { %s } } } }' % (
+        n,
+        fields,
+    )
 
 
-def http_matrix(settings: Settings, sizes: list[int], seconds: int, reps: int = 3) -> list[dict[str, Any]]:
+def http_matrix(
+    settings: Settings, sizes: list[int], seconds: int, reps: int = 3
+) -> list[dict[str, Any]]:
     """Both variants run at once (two servers, one loaded at a time); runs are
     interleaved old/new `reps` times and the median is kept, because on two
     shared cores one run of a few seconds varies by +-20 %."""
     rows = []
-    with Server(settings, PERMISSIONS_LOADER="per_user") as old, Server(settings) as new:
-        servers = {"per-user (old)": (old, login(old.url)), "loader": (new, login(new.url))}
+    with (
+        Server(settings, PERMISSIONS_LOADER="per_user") as old,
+        Server(settings) as new,
+    ):
+        servers = {
+            "per-user (old)": (old, login(old.url)),
+            "loader": (new, login(new.url)),
+        }
         for n in sizes:
             query = page_query(n)
             for server, token in servers.values():
-                load(server.url, token, query, 4, 2)  # warm the cache and the connections
+                load(
+                    server.url, token, query, 4, 2
+                )  # warm the cache and the connections
             for c in (1, 16):
                 runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
                 for _ in range(reps):
                     for name, (server, token) in servers.items():
                         runs[name].append(load(server.url, token, query, c, seconds))
                 for name, results in runs.items():
-                    rows.append({"variant": name, "n": n, "c": c, **_median_run(results)})
+                    rows.append(
+                        {"variant": name, "n": n, "c": c, **_median_run(results)}
+                    )
         server, token = servers["loader"]
-        queries = {"without": page_query(100, permissions=False), "with": page_query(100)}
+        queries = {
+            "without": page_query(100, permissions=False),
+            "with": page_query(100),
+        }
         for query in queries.values():
             load(server.url, token, query, 4, 2)
         runs = {label: [] for label in queries}
@@ -288,36 +360,62 @@ def http_matrix(settings: Settings, sizes: list[int], seconds: int, reps: int = 
             for label, query in queries.items():
                 runs[label].append(load(server.url, token, query, 8, seconds))
         for label, results in runs.items():
-            rows.append({"variant": f"loader, 100 users, {label} permissions", "n": 100, "c": 8, **_median_run(results)})
+            rows.append(
+                {
+                    "variant": f"loader, 100 users, {label} permissions",
+                    "n": 100,
+                    "c": 8,
+                    **_median_run(results),
+                }
+            )
     return rows
 
 
 # PostGraphile serving the same 10,000 users on this machine (wrk, 8 connections)
-POSTGRAPHILE_RPS = {"one user's permissions": 7900, "100 users with roles and permissions": 240}
+POSTGRAPHILE_RPS = {
+    "one user's permissions": 7900,
+    "100 users with roles and permissions": 240,
+}
 
 
-def small_queries(settings: Settings, seconds: int, reps: int = 3) -> list[dict[str, Any]]:
+def small_queries(
+    settings: Settings, seconds: int, reps: int = 3
+) -> list[dict[str, Any]]:
     """The queries PostGraphile was measured on, with the fast lane on and off
     (two servers, interleaved runs, medians), c=8."""
     queries = {
         "one user's permissions": '{ user(id: "4242") { permissions } }',
         "one user's email and permissions": '{ user(id: "4242") { email permissions } }',
-        "100 users with roles and permissions": page_query(100, fields="id roles { name } permissions"),
+        "100 users with roles and permissions": page_query(
+            100, fields="id roles { name } permissions"
+        ),
     }
     rows = []
     with Server(settings) as lane, Server(settings, GRAPHQL_FAST_LANE="false") as full:
-        servers = {"fast lane": (lane, login(lane.url)), "full path": (full, login(full.url))}
+        servers = {
+            "fast lane": (lane, login(lane.url)),
+            "full path": (full, login(full.url)),
+        }
         for query in queries.values():
             for server, token in servers.values():
-                load(server.url, token, query, 4, 2)  # warm the cache, the connections, the lane
+                load(
+                    server.url, token, query, 4, 2
+                )  # warm the cache, the connections, the lane
         for label, query in queries.items():
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
             for _ in range(reps):
                 for name, (server, token) in servers.items():
                     runs[name].append(load(server.url, token, query, 8, seconds))
             for name, results in runs.items():
-                rows.append({"query": label, "variant": name, "c": 8, **_median_run(results),
-                             "postgraphile_rps": POSTGRAPHILE_RPS.get(label, "")})
+                rows.append(
+                    {
+                        "query": label,
+                        "variant": name,
+                        "c": 8,
+                        **_median_run(results),
+                        "postgraphile_rps": POSTGRAPHILE_RPS.get(label, ""),
+                    }
+                )
     return rows
 
 
@@ -393,7 +491,10 @@ def zipf_runs(settings: Settings, seconds: int) -> list[dict[str, Any]]:
     variants = [
         ({"PERMISSIONS_CACHE_ENABLED": "false"}, ["no cache"]),
         ({}, ["read-through, cold start", "read-through, second minute"]),
-        ({"PERMISSIONS_CACHE_KEEP_WARM": "true"}, ["keeper, cold start", "keeper, second minute"]),
+        (
+            {"PERMISSIONS_CACHE_KEEP_WARM": "true"},
+            ["keeper, cold start", "keeper, second minute"],
+        ),
     ]
     for env, windows in variants:
         asyncio.run(_flush(settings.redis_url))
@@ -406,7 +507,14 @@ def zipf_runs(settings: Settings, seconds: int) -> list[dict[str, Any]]:
                 script = ZIPF_LUA % (USERS, 42 + window)
                 result = wrk(server.url, token, script, 16, seconds)
                 calls = asyncio.run(pg_permission_calls(settings.database_url))
-                rows.append({"variant": label, **result, "permission_sql": calls, "sql_per_request": calls / max(1, result["requests"])})
+                rows.append(
+                    {
+                        "variant": label,
+                        **result,
+                        "permission_sql": calls,
+                        "sql_per_request": calls / max(1, result["requests"]),
+                    }
+                )
     return rows
 
 
@@ -452,7 +560,9 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         return str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines += [
+        "| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -460,22 +570,36 @@ def ratios(http_rows: list[dict[str, Any]]) -> list[str]:
     out = []
     by = {(r["variant"], r["n"], r["c"]): r for r in http_rows}
     for (variant, n, c), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][2])):
-        if variant == "loader" and ("per-user (old)", n, c) in by and by[("per-user (old)", n, c)]["rps"] > 0:
+        if (
+            variant == "loader"
+            and ("per-user (old)", n, c) in by
+            and by[("per-user (old)", n, c)]["rps"] > 0
+        ):
             old = by[("per-user (old)", n, c)]
-            out.append(f"- N={n}, c={c}: loader {r['rps']:.0f} req/s vs old {old['rps']:.0f} req/s = {r['rps'] / old['rps']:.2f}x")
+            out.append(
+                f"- N={n}, c={c}: loader {r['rps']:.0f} req/s vs old {old['rps']:.0f} req/s = {r['rps'] / old['rps']:.2f}x"
+            )
     with_p = by.get(("loader, 100 users, with permissions", 100, 8))
     without = by.get(("loader, 100 users, without permissions", 100, 8))
     if with_p and without:
-        out.append(f"- warm 100-user page, with / without permissions: cost ratio {without['rps'] / with_p['rps']:.2f}x (target <= 1.5x)")
+        out.append(
+            f"- warm 100-user page, with / without permissions: cost ratio {without['rps'] / with_p['rps']:.2f}x (target <= 1.5x)"
+        )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short runs (smoke test of the script)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs (smoke test of the script)"
+    )
     parser.add_argument("--zipf-seconds", type=int, default=60)
     parser.add_argument("--http-seconds", type=int, default=5)
-    parser.add_argument("--parts", default="1,2,3,4", help="which sections to run, e.g. 2 or 3,4")
+    parser.add_argument(
+        "--parts", default="1,2,3,4", help="which sections to run, e.g. 2 or 3,4"
+    )
     args = parser.parse_args()
     sizes = [1, 10, 100, 1000]
     http_seconds = 2 if args.quick else args.http_seconds
@@ -484,36 +608,125 @@ def main() -> None:
 
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(environment="test", database_url=url, redis_url=redis_url, jwt_secret=JWT_SECRET)  # type: ignore[arg-type]
+        settings = Settings(
+            environment="test",
+            database_url=url,
+            redis_url=redis_url,
+            jwt_secret=JWT_SECRET,
+        )  # type: ignore[arg-type]
         try:
-            report = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                      f"load generator: {'wrk' if shutil.which('wrk') else 'aiohttp'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+            report = [
+                f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                f"load generator: {'wrk' if shutil.which('wrk') else 'aiohttp'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            ]
             parts = set(args.parts.split(","))
             if "1" in parts:
                 rows = asyncio.run(in_process(settings, sizes, reps))
-                report += ["", "## 1. Permission resolution in process (per page of N users)", "",
-                           table(rows, ["n", "variant", "cache", "redis_round_trips", "sql", "p50_ms", "p99_ms"])]
+                report += [
+                    "",
+                    "## 1. Permission resolution in process (per page of N users)",
+                    "",
+                    table(
+                        rows,
+                        [
+                            "n",
+                            "variant",
+                            "cache",
+                            "redis_round_trips",
+                            "sql",
+                            "p50_ms",
+                            "p99_ms",
+                        ],
+                    ),
+                ]
             print("\n".join(report), flush=True)
-            http_rows = http_matrix(settings, sizes, http_seconds) if "2" in parts else []
-            section = [] if not http_rows else ["", "## 2. Through HTTP (uvicorn, 1 worker, wrk; median of interleaved runs; the caller's own check adds 1 MGET per request)", "",
-                       table(http_rows, ["variant", "n", "c", "rps", "rps_min", "rps_max", "p50_ms", "p99_ms", "errors"]), "", *ratios(http_rows)]
+            http_rows = (
+                http_matrix(settings, sizes, http_seconds) if "2" in parts else []
+            )
+            section = (
+                []
+                if not http_rows
+                else [
+                    "",
+                    "## 2. Through HTTP (uvicorn, 1 worker, wrk; median of interleaved runs; the caller's own check adds 1 MGET per request)",
+                    "",
+                    table(
+                        http_rows,
+                        [
+                            "variant",
+                            "n",
+                            "c",
+                            "rps",
+                            "rps_min",
+                            "rps_max",
+                            "p50_ms",
+                            "p99_ms",
+                            "errors",
+                        ],
+                    ),
+                    "",
+                    *ratios(http_rows),
+                ]
+            )
             print("\n".join(section), flush=True)
             report += section
             if "4" in parts:
                 small = small_queries(settings, http_seconds)
-                section = ["", "## 4. The queries PostGraphile was measured on (wrk -c8; fast lane on and off; median of interleaved runs)", "",
-                           table(small, ["query", "variant", "rps", "rps_min", "rps_max", "p50_ms", "p99_ms", "errors", "postgraphile_rps"]), "",
-                           *small_ratios(small)]
+                section = [
+                    "",
+                    "## 4. The queries PostGraphile was measured on (wrk -c8; fast lane on and off; median of interleaved runs)",
+                    "",
+                    table(
+                        small,
+                        [
+                            "query",
+                            "variant",
+                            "rps",
+                            "rps_min",
+                            "rps_max",
+                            "p50_ms",
+                            "p99_ms",
+                            "errors",
+                            "postgraphile_rps",
+                        ],
+                    ),
+                    "",
+                    *small_ratios(small),
+                ]
                 print("\n".join(section), flush=True)
                 report += section
             if "3" not in parts:
                 return
             zipf = zipf_runs(settings, zipf_seconds)
-            base = next(r for r in zipf if r["variant"] == "no cache")["sql_per_request"]
-            lines = [f"- {r['variant']}: {r['sql_per_request']:.4f} permission SQL per request, "
-                     f"{100 * (1 - r['sql_per_request'] / base):.2f} % fewer than no cache" for r in zipf if r["variant"] != "no cache"]
-            section = ["", f"## 3. Zipf (s=1.1) over {USERS} users, {zipf_seconds} s per window, c=16", "",
-                       table(zipf, ["variant", "requests", "rps", "p50_ms", "p99_ms", "errors", "permission_sql", "sql_per_request"]), "", *lines]
+            base = next(r for r in zipf if r["variant"] == "no cache")[
+                "sql_per_request"
+            ]
+            lines = [
+                f"- {r['variant']}: {r['sql_per_request']:.4f} permission SQL per request, "
+                f"{100 * (1 - r['sql_per_request'] / base):.2f} % fewer than no cache"
+                for r in zipf
+                if r["variant"] != "no cache"
+            ]
+            section = [
+                "",
+                f"## 3. Zipf (s=1.1) over {USERS} users, {zipf_seconds} s per window, c=16",
+                "",
+                table(
+                    zipf,
+                    [
+                        "variant",
+                        "requests",
+                        "rps",
+                        "p50_ms",
+                        "p99_ms",
+                        "errors",
+                        "permission_sql",
+                        "sql_per_request",
+                    ],
+                ),
+                "",
+                *lines,
+            ]
             print("\n".join(section), flush=True)
             report += section
             out = ROOT / "bench" / "results"

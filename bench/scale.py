@@ -67,47 +67,129 @@ def cases(size: int, role_id: str) -> list[Case]:
     chosen the same way at every size (the last user, the middle user)."""
     middle = encode_cursor("user", size // 2)
     edges = "edges { node { id email } } pageInfo { hasNextPage endCursor }"
-    page = "query($f: UserFilter, $after: String) { users(first: 20, after: $after, filter: $f) { %s } }" % edges
+    page = (
+        "query($f: UserFilter, $after: String) { users(first: 20, after: $after, filter: $f) { %s } }"
+        % edges
+    )
     members = "query($after: String) { roles { name members(first: 5, after: $after) { edges { node { id } } } } }"
     return [
         Case("users(first: 20)", "page", page, {}),
-        Case("users(first: 20, after: the middle user)", "page", page, {"after": middle}),
-        Case("users(first: 100) { email roles { name } permissions }, warm", "page",
-             "{ users(first: 100) { edges { node { email roles { name } permissions } } } }", {}),
-        Case("users(filter: {emailContains: \"user<last id>@\"})", "page", page,
-             {"f": {"emailContains": f"user{size}@"}}),
-        Case("users(filter: {emailContains: \"user<middle id>\"})", "page", page,
-             {"f": {"emailContains": f"user{size // 2}"}}),
-        Case("users(filter: {emailContains: \"example\"}) (every user)", "page", page,
-             {"f": {"emailContains": "example"}}),
-        Case("users(filter: {emailContains: \"9\"})", "page", page, {"f": {"emailContains": "9"}}),
-        Case("users(filter: {isActive: false}) (the last 20)", "page", page, {"f": {"isActive": False}}),
-        Case("users(filter: {role: \"team-03\"})", "page", page, {"f": {"role": "team-03"}}),
-        Case("users(filter: {role: \"team-03\"}, after: the middle user)", "page", page,
-             {"f": {"role": "team-03"}, "after": middle}),
-        Case("users(filter: {role: \"admin\"}) (1 member)", "page", page, {"f": {"role": "admin"}}),
-        Case("users(filter: {role: \"team-03\", emailContains: \"user1\"})", "2 filters", page,
-             {"f": {"role": "team-03", "emailContains": "user1"}}),
-        Case("users(filter: {role: \"team-03\", emailContains: \"user<last id>@\"})", "2 filters", page,
-             {"f": {"role": "team-03", "emailContains": f"user{size}@"}}),
-        Case("roles { name members(first: 5) { edges { node { id } } } }", "page", members, {}),
-        Case("roles { members(first: 5, after: the middle user) }", "page", members, {"after": middle}),
-        Case("role(id) { members(first: 20) { email } }", "page",
-             "query($id: ID!) { role(id: $id) { members(first: 20) { edges { node { id email } } } } }",
-             {"id": role_id}),
-        Case("roles { name description permissions { code } }", "small table",
-             "{ roles { name description permissions { code } } }", {}),
+        Case(
+            "users(first: 20, after: the middle user)", "page", page, {"after": middle}
+        ),
+        Case(
+            "users(first: 100) { email roles { name } permissions }, warm",
+            "page",
+            "{ users(first: 100) { edges { node { email roles { name } permissions } } } }",
+            {},
+        ),
+        Case(
+            'users(filter: {emailContains: "user<last id>@"})',
+            "page",
+            page,
+            {"f": {"emailContains": f"user{size}@"}},
+        ),
+        Case(
+            'users(filter: {emailContains: "user<middle id>"})',
+            "page",
+            page,
+            {"f": {"emailContains": f"user{size // 2}"}},
+        ),
+        Case(
+            'users(filter: {emailContains: "example"}) (every user)',
+            "page",
+            page,
+            {"f": {"emailContains": "example"}},
+        ),
+        Case(
+            'users(filter: {emailContains: "9"})',
+            "page",
+            page,
+            {"f": {"emailContains": "9"}},
+        ),
+        Case(
+            "users(filter: {isActive: false}) (the last 20)",
+            "page",
+            page,
+            {"f": {"isActive": False}},
+        ),
+        Case(
+            'users(filter: {role: "team-03"})', "page", page, {"f": {"role": "team-03"}}
+        ),
+        Case(
+            'users(filter: {role: "team-03"}, after: the middle user)',
+            "page",
+            page,
+            {"f": {"role": "team-03"}, "after": middle},
+        ),
+        Case(
+            'users(filter: {role: "admin"}) (1 member)',
+            "page",
+            page,
+            {"f": {"role": "admin"}},
+        ),
+        Case(
+            'users(filter: {role: "team-03", emailContains: "user1"})',
+            "2 filters",
+            page,
+            {"f": {"role": "team-03", "emailContains": "user1"}},
+        ),
+        Case(
+            'users(filter: {role: "team-03", emailContains: "user<last id>@"})',
+            "2 filters",
+            page,
+            {"f": {"role": "team-03", "emailContains": f"user{size}@"}},
+        ),
+        Case(
+            "roles { name members(first: 5) { edges { node { id } } } }",
+            "page",
+            members,
+            {},
+        ),
+        Case(
+            "roles { members(first: 5, after: the middle user) }",
+            "page",
+            members,
+            {"after": middle},
+        ),
+        Case(
+            "role(id) { members(first: 20) { email } }",
+            "page",
+            "query($id: ID!) { role(id: $id) { members(first: 20) { edges { node { id email } } } } }",
+            {"id": role_id},
+        ),
+        Case(
+            "roles { name description permissions { code } }",
+            "small table",
+            "{ roles { name description permissions { code } } }",
+            {},
+        ),
         Case("permissions { code }", "small table", "{ permissions { code } }", {}),
-        Case("auditLog(first: 20)", "small table",
-             "{ auditLog(first: 20) { entries { id action } hasNextPage } }", {}),
+        Case(
+            "auditLog(first: 20)",
+            "small table",
+            "{ auditLog(first: 20) { entries { id action } hasNextPage } }",
+            {},
+        ),
         Case("users { totalCount }", "count", "{ users(first: 1) { totalCount } }", {}),
-        Case("users(filter: {emailContains: \"user<last id>@\"}) { totalCount }", "count",
-             "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }",
-             {"f": {"emailContains": f"user{size}@"}}),
-        Case("users(filter: {role: \"team-03\"}) { totalCount }", "count",
-             "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }", {"f": {"role": "team-03"}}),
-        Case("role(id) { members { totalCount } }", "count",
-             "query($id: ID!) { role(id: $id) { members(first: 1) { totalCount } } }", {"id": role_id}),
+        Case(
+            'users(filter: {emailContains: "user<last id>@"}) { totalCount }',
+            "count",
+            "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }",
+            {"f": {"emailContains": f"user{size}@"}},
+        ),
+        Case(
+            'users(filter: {role: "team-03"}) { totalCount }',
+            "count",
+            "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }",
+            {"f": {"role": "team-03"}},
+        ),
+        Case(
+            "role(id) { members { totalCount } }",
+            "count",
+            "query($id: ID!) { role(id: $id) { members(first: 1) { totalCount } } }",
+            {"id": role_id},
+        ),
     ]
 
 
@@ -140,27 +222,40 @@ class Instance:
     cases: list[Case]
 
 
-async def start(stack: contextlib.AsyncExitStack, settings: Settings, size: int) -> Instance:
+async def start(
+    stack: contextlib.AsyncExitStack, settings: Settings, size: int
+) -> Instance:
     manager = await stack.enter_async_context(LifespanManager(create_app(settings)))
     transport = httpx.ASGITransport(app=manager.app)
     client = await stack.enter_async_context(
         httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60)
     )
-    login = await client.post("/graphql", json={
-        "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
-                 "{ ... on AuthPayload { accessToken } } }",
-        "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD},
-    })
-    headers = {"Authorization": f"Bearer {login.json()['data']['login']['accessToken']}"}
-    roles = await client.post("/graphql", headers=headers, json={"query": "{ roles { id name } }"})
-    role_id = next(r["id"] for r in roles.json()["data"]["roles"] if r["name"] == "team-03")
+    login = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
+            "{ ... on AuthPayload { accessToken } } }",
+            "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD},
+        },
+    )
+    headers = {
+        "Authorization": f"Bearer {login.json()['data']['login']['accessToken']}"
+    }
+    roles = await client.post(
+        "/graphql", headers=headers, json={"query": "{ roles { id name } }"}
+    )
+    role_id = next(
+        r["id"] for r in roles.json()["data"]["roles"] if r["name"] == "team-03"
+    )
     return Instance(size, client, headers, cases(size, role_id))
 
 
 async def timed(instance: Instance, case: Case) -> float:
     started = time.perf_counter()
     response = await instance.client.post(
-        "/graphql", headers=instance.headers, json={"query": case.query, "variables": case.variables}
+        "/graphql",
+        headers=instance.headers,
+        json={"query": case.query, "variables": case.variables},
     )
     elapsed = (time.perf_counter() - started) * 1000
     answer = response.json()
@@ -170,10 +265,14 @@ async def timed(instance: Instance, case: Case) -> float:
     return elapsed
 
 
-async def measure(settings: dict[int, Settings], runs: int) -> dict[int, dict[str, dict[str, Any]]]:
+async def measure(
+    settings: dict[int, Settings], runs: int
+) -> dict[int, dict[str, dict[str, Any]]]:
     out: dict[int, dict[str, dict[str, Any]]] = {size: {} for size in settings}
     async with contextlib.AsyncExitStack() as stack:
-        instances = [await start(stack, s, size) for size, s in sorted(settings.items())]
+        instances = [
+            await start(stack, s, size) for size, s in sorted(settings.items())
+        ]
         for n, label in enumerate(c.label for c in instances[0].cases):
             times: dict[int, list[float]] = {i.size: [] for i in instances}
             for i in instances:
@@ -185,7 +284,9 @@ async def measure(settings: dict[int, Settings], runs: int) -> dict[int, dict[st
             line = []
             for i in instances:
                 out[i.size][label] = {
-                    "kind": i.cases[n].kind, "median": statistics.median(times[i.size]), "p90": pct(times[i.size], 0.9),
+                    "kind": i.cases[n].kind,
+                    "median": statistics.median(times[i.size]),
+                    "p90": pct(times[i.size], 0.9),
                 }
                 line.append(f"{i.size:,}: {out[i.size][label]['median']:.2f}")
             print(f"{label}: median ms {', '.join(line)}", flush=True)
@@ -195,12 +296,19 @@ async def measure(settings: dict[int, Settings], runs: int) -> dict[int, dict[st
 def table(results: dict[int, dict[str, dict[str, Any]]]) -> str:
     sizes = sorted(results)
     first, last = sizes[0], sizes[-1]
-    head = ["query", "kind", *[f"{s:,} users" for s in sizes], f"{last // 1000:,}k / {first // 1000:,}k"]
+    head = [
+        "query",
+        "kind",
+        *[f"{s:,} users" for s in sizes],
+        f"{last // 1000:,}k / {first // 1000:,}k",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, row in results[first].items():
         cells = [f"{results[s][label]['median']:.2f}" for s in sizes]
         ratio = results[last][label]["median"] / row["median"]
-        lines.append(f"| `{label}` | {row['kind']} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+        lines.append(
+            f"| `{label}` | {row['kind']} | " + " | ".join(cells) + f" | {ratio:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -221,7 +329,9 @@ async def drop(admin_url: str, url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
@@ -236,10 +346,12 @@ def main() -> None:
                 print(f"seeded {size:,} users in {seconds:.0f} s", flush=True)
             settings = {
                 size: Settings(
-                    environment="prod", database_url=urls[size],
+                    environment="prod",
+                    database_url=urls[size],
                     redis_url=re.sub(r"/\d*$", f"/{n + 1}", redis_url),
                     jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-                    log_level="WARNING", permissions_cache_keep_warm=False,
+                    log_level="WARNING",
+                    permissions_cache_keep_warm=False,
                 )
                 for n, size in enumerate(sizes)
             }
@@ -250,8 +362,10 @@ def main() -> None:
             for url in urls.values():
                 asyncio.run(drop(admin_db, url))
     print()
-    print(f"median ms per request ({args.runs} rounds after 5 warm-up requests, one request at a time, "
-          f"in process; {os.cpu_count()} cores shared with PostgreSQL and Redis)")
+    print(
+        f"median ms per request ({args.runs} rounds after 5 warm-up requests, one request at a time, "
+        f"in process; {os.cpu_count()} cores shared with PostgreSQL and Redis)"
+    )
     print(table(results))
 
 

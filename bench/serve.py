@@ -1,7 +1,7 @@
 """A seeded permgraph for profiling by hand: prints URL and token, serves until killed.
 
-    .venv/bin/python bench/serve.py --users 10000 &
-    py-spy record -o profile.svg --pid <pid printed>  (while wrk loads it)
+.venv/bin/python bench/serve.py --users 10000 &
+py-spy record -o profile.svg --pid <pid printed>  (while wrk loads it)
 """
 
 from __future__ import annotations
@@ -23,12 +23,27 @@ from bench.permissions import JWT_SECRET, Server, drop, login, prepare  # noqa: 
 def main() -> None:
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(environment="test", database_url=url, redis_url=redis_url, jwt_secret=JWT_SECRET)  # type: ignore[arg-type]
+        settings = Settings(
+            environment="test",
+            database_url=url,
+            redis_url=redis_url,
+            jwt_secret=JWT_SECRET,
+        )  # type: ignore[arg-type]
         try:
-            with Server(settings, **{k: v for k, v in os.environ.items() if k.startswith(("PERMISSIONS_", "GC_"))}) as server:
+            with Server(
+                settings,
+                **{
+                    k: v
+                    for k, v in os.environ.items()
+                    if k.startswith(("PERMISSIONS_", "GC_"))
+                },
+            ) as server:
                 token = login(server.url)
                 assert server.proc is not None
-                print(f"URL={server.url}\nPID={server.proc.pid}\nTOKEN={token}", flush=True)
+                print(
+                    f"URL={server.url}\nPID={server.proc.pid}\nTOKEN={token}",
+                    flush=True,
+                )
                 while server.proc.poll() is None:
                     time.sleep(1)
         finally:

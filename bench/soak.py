@@ -65,7 +65,7 @@ group by u.id
 
 
 def zipf_sampler(n: int, s: float = 1.1) -> Any:
-    weights = [1 / (i ** s) for i in range(1, n + 1)]
+    weights = [1 / (i**s) for i in range(1, n + 1)]
     total, cdf, acc = sum(weights), [], 0.0
     for w in weights:
         acc += w
@@ -88,16 +88,28 @@ class Stats:
         elapsed = time.monotonic() - self.started
         lat = self.latencies or [0.0]
         return {
-            "scenario": name, "requests": len(self.latencies), "rps": len(self.latencies) / elapsed,
-            "p50_ms": statistics.median(lat), "p99_ms": pct(lat, 0.99),
+            "scenario": name,
+            "requests": len(self.latencies),
+            "rps": len(self.latencies) / elapsed,
+            "p50_ms": statistics.median(lat),
+            "p99_ms": pct(lat, 0.99),
             "errors": sum(self.errors.values()),
-            "error_codes": ", ".join(f"{k} {v}" for k, v in self.errors.most_common()) or "-",
+            "error_codes": ", ".join(f"{k} {v}" for k, v in self.errors.most_common())
+            or "-",
             **extra,
         }
 
 
-async def drive(url: str, token: str, seconds: float, viewer_role: int, *, hot_user: int | None = None,
-                events: list[tuple[float, Any]] = (), connections: int = 16) -> Stats:  # type: ignore[assignment]
+async def drive(
+    url: str,
+    token: str,
+    seconds: float,
+    viewer_role: int,
+    *,
+    hot_user: int | None = None,
+    events: list[tuple[float, Any]] = (),
+    connections: int = 16,
+) -> Stats:  # type: ignore[assignment]
     stats = Stats()
     sample = zipf_sampler(USERS)
     deadline = time.monotonic() + seconds
@@ -105,7 +117,9 @@ async def drive(url: str, token: str, seconds: float, viewer_role: int, *, hot_u
 
     async def worker(seed: int) -> None:
         rng = random.Random(seed)
-        async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15)) as session:
+        async with aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=15)
+        ) as session:
             while time.monotonic() < deadline:
                 if hot_user is None and rng.random() < 0.1:
                     op = rng.choice(["assignRole", "removeRole"])
@@ -114,11 +128,18 @@ async def drive(url: str, token: str, seconds: float, viewer_role: int, *, hot_u
                     query = READ % (hot_user or sample(rng))
                 started = time.perf_counter()
                 try:
-                    async with session.post(f"{url}/graphql", json={"query": query}) as response:
+                    async with session.post(
+                        f"{url}/graphql", json={"query": query}
+                    ) as response:
                         body = await response.json(content_type=None)
                         if response.status != 200 or body.get("errors"):
-                            codes = [e.get("extensions", {}).get("code", "?") for e in body.get("errors") or [{}]]
-                            stats.errors[codes[0] if codes else str(response.status)] += 1
+                            codes = [
+                                e.get("extensions", {}).get("code", "?")
+                                for e in body.get("errors") or [{}]
+                            ]
+                            stats.errors[
+                                codes[0] if codes else str(response.status)
+                            ] += 1
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     stats.errors[type(exc).__name__] += 1
                 stats.latencies.append((time.perf_counter() - started) * 1000)
@@ -143,9 +164,13 @@ async def wrong_answers(url: str, token: str, database_url: str) -> int:
     finally:
         await con.close()
     wrong = 0
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {token}"}
+    ) as session:
         for uid in ids:
-            async with session.post(f"{url}/graphql", json={"query": READ % uid}) as response:
+            async with session.post(
+                f"{url}/graphql", json={"query": READ % uid}
+            ) as response:
                 body = await response.json()
             if body.get("data", {}).get("user", {}).get("permissions") != truth[uid]:
                 wrong += 1
@@ -158,7 +183,12 @@ async def permission_sql(database_url: str, reset: bool = False) -> int:
         if reset:
             await con.execute("select pg_stat_statements_reset()")
             return 0
-        return int(await con.fetchval("select coalesce(sum(calls), 0) from pg_stat_statements where query like $1", f"%{PERMISSION_QUERY_MARK}%"))
+        return int(
+            await con.fetchval(
+                "select coalesce(sum(calls), 0) from pg_stat_statements where query like $1",
+                f"%{PERMISSION_QUERY_MARK}%",
+            )
+        )
     finally:
         await con.close()
 
@@ -176,7 +206,9 @@ def with_fault(load: Any, at: float, fault: Any) -> Stats:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
     seconds = args.seconds
@@ -191,21 +223,42 @@ def main() -> None:
         async def viewer_role_id() -> int:
             con = await asyncpg.connect(url)
             try:
-                return int(await con.fetchval("select id from roles where name = 'viewer'"))
+                return int(
+                    await con.fetchval("select id from roles where name = 'viewer'")
+                )
             finally:
                 await con.close()
 
         viewer = asyncio.run(viewer_role_id())
-        settings = Settings(environment="test", database_url=url, redis_url=rd.url, jwt_secret=JWT_SECRET)  # type: ignore[arg-type]
+        settings = Settings(
+            environment="test",
+            database_url=url,
+            redis_url=rd.url,
+            jwt_secret=JWT_SECRET,
+        )  # type: ignore[arg-type]
 
         with Server(settings) as server:
             token = login(server.url)
             stats = asyncio.run(drive(server.url, token, seconds, viewer))
-            rows.append(stats.row("steady 90/10", wrong=asyncio.run(wrong_answers(server.url, token, url))))
+            rows.append(
+                stats.row(
+                    "steady 90/10",
+                    wrong=asyncio.run(wrong_answers(server.url, token, url)),
+                )
+            )
             print(table(rows[-1:], list(rows[-1])), flush=True)
 
-            stats = with_fault(lambda: asyncio.run(drive(server.url, token, seconds, viewer)), seconds / 2, rd.stop)
-            rows.append(stats.row("90/10, Redis killed half-way", wrong=asyncio.run(wrong_answers(server.url, token, url))))
+            stats = with_fault(
+                lambda: asyncio.run(drive(server.url, token, seconds, viewer)),
+                seconds / 2,
+                rd.stop,
+            )
+            rows.append(
+                stats.row(
+                    "90/10, Redis killed half-way",
+                    wrong=asyncio.run(wrong_answers(server.url, token, url)),
+                )
+            )
             print(table(rows[-1:], list(rows[-1])), flush=True)
             rd.start()  # same port: the breaker's probe finds it again
 
@@ -217,27 +270,74 @@ def main() -> None:
                 time.sleep(2)
                 pg.start()
 
-            stats = with_fault(lambda: asyncio.run(drive(server.url, token, seconds, viewer)), seconds / 2, restart_postgres)
-            rows.append(stats.row("90/10, PostgreSQL restarted half-way", wrong=asyncio.run(wrong_answers(server.url, token, url))))
+            stats = with_fault(
+                lambda: asyncio.run(drive(server.url, token, seconds, viewer)),
+                seconds / 2,
+                restart_postgres,
+            )
+            rows.append(
+                stats.row(
+                    "90/10, PostgreSQL restarted half-way",
+                    wrong=asyncio.run(wrong_answers(server.url, token, url)),
+                )
+            )
             print(table(rows[-1:], list(rows[-1])), flush=True)
 
             async def flush() -> None:
-                async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
-                    await s.post(f"{server.url}/graphql", json={"query": "mutation { invalidatePermissionCache { __typename } }"})
+                async with aiohttp.ClientSession(
+                    headers={"Authorization": f"Bearer {token}"}
+                ) as s:
+                    await s.post(
+                        f"{server.url}/graphql",
+                        json={
+                            "query": "mutation { invalidatePermissionCache { __typename } }"
+                        },
+                    )
 
             hot = 2
             asyncio.run(permission_sql(url, reset=True))
             flushes = int(min(seconds, 20))
-            stats = asyncio.run(drive(server.url, token, flushes + 0.5, viewer, hot_user=hot,
-                                      events=[(i + 0.5, flush) for i in range(flushes)]))
+            stats = asyncio.run(
+                drive(
+                    server.url,
+                    token,
+                    flushes + 0.5,
+                    viewer,
+                    hot_user=hot,
+                    events=[(i + 0.5, flush) for i in range(flushes)],
+                )
+            )
             sql = asyncio.run(permission_sql(url))
-            rows.append(stats.row(f"stampede: 1 hot user, c=16, {flushes} flushes", wrong=0,
-                                  permission_sql=sql, sql_per_flush=sql / flushes))
+            rows.append(
+                stats.row(
+                    f"stampede: 1 hot user, c=16, {flushes} flushes",
+                    wrong=0,
+                    permission_sql=sql,
+                    sql_per_flush=sql / flushes,
+                )
+            )
             print(table(rows[-1:], list(rows[-1])), flush=True)
-        report = "\n".join([
-            f"# soak ({seconds:.0f} s per run, 16 connections, aiohttp client, uvicorn 1 worker)", "",
-            table(rows, ["scenario", "requests", "rps", "p50_ms", "p99_ms", "errors", "error_codes", "wrong", "permission_sql", "sql_per_flush"]),
-        ])
+        report = "\n".join(
+            [
+                f"# soak ({seconds:.0f} s per run, 16 connections, aiohttp client, uvicorn 1 worker)",
+                "",
+                table(
+                    rows,
+                    [
+                        "scenario",
+                        "requests",
+                        "rps",
+                        "p50_ms",
+                        "p99_ms",
+                        "errors",
+                        "error_codes",
+                        "wrong",
+                        "permission_sql",
+                        "sql_per_flush",
+                    ],
+                ),
+            ]
+        )
         print("\n" + report)
         out = ROOT / "bench" / "results"
         out.mkdir(exist_ok=True)

@@ -66,7 +66,9 @@ class SharedLoader(DataLoader[K, V]):
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
                     raise
-                raise LoadCancelled(f"a load of {len(keys)} keys was cancelled") from exc
+                raise LoadCancelled(
+                    f"a load of {len(keys)} keys was cancelled"
+                ) from exc
 
         super().__init__(guarded, max_batch_size=max_batch_size)
 
@@ -118,9 +120,13 @@ def create_loaders(
     return Loaders(
         access_by_user_id=SharedLoader(access_fn, max_batch_size=max_batch_size),
         access_batch=access_fn,
-        users_by_id=SharedLoader(partial(load_users_by_id, db=db), max_batch_size=max_batch_size),
+        users_by_id=SharedLoader(
+            partial(load_users_by_id, db=db), max_batch_size=max_batch_size
+        ),
         roles_by_id=SharedLoader(partial(load_roles_by_id, db=db)),
-        permissions_by_role_id=SharedLoader(partial(load_permissions_by_role_id, db=db)),
+        permissions_by_role_id=SharedLoader(
+            partial(load_permissions_by_role_id, db=db)
+        ),
         members_by_role=SharedLoader(partial(load_members_by_role, db=db)),
         member_counts_by_role=SharedLoader(partial(load_member_counts_by_role, db=db)),
     )

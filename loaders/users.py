@@ -36,9 +36,16 @@ async def load_members_by_role(
     return [pages[k] for k in keys]
 
 
-async def load_member_counts_by_role(role_ids: Sequence[int], *, db: Database) -> list[int]:
+async def load_member_counts_by_role(
+    role_ids: Sequence[int], *, db: Database
+) -> list[int]:
     counts = await store.count_members_by_role_ids(db, role_ids)
     return [counts[r] for r in role_ids]
 
 
-__all__ = ["MembersKey", "load_member_counts_by_role", "load_members_by_role", "load_users_by_id"]
+__all__ = [
+    "MembersKey",
+    "load_member_counts_by_role",
+    "load_members_by_role",
+    "load_users_by_id",
+]

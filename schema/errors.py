@@ -21,7 +21,11 @@ def _is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
     # a GraphQLError under a GraphQLError is graphql-core's own account of bad
     # input (a variable that does not coerce, for one): the client's to see
-    return original is not None and not is_expected(original) and not isinstance(original, GraphQLError)
+    return (
+        original is not None
+        and not is_expected(original)
+        and not isinstance(original, GraphQLError)
+    )
 
 
 def mask(error: GraphQLError, request_id: str | None) -> GraphQLError:
@@ -44,14 +48,21 @@ def log_errors(errors: list[GraphQLError], request_id: str | None) -> None:
     """Log unexpected errors once with their traceback; client errors at DEBUG."""
     for error in errors:
         if _is_unexpected(error):
-            logger.error("unexpected error request_id=%s path=%s", request_id, error.path, exc_info=error.original_error)
+            logger.error(
+                "unexpected error request_id=%s path=%s",
+                request_id,
+                error.path,
+                exc_info=error.original_error,
+            )
         else:
             logger.debug("client error request_id=%s: %s", request_id, error.message)
 
 
 class ShapeErrors(MaskErrors):
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_is_unexpected, error_message="Internal server error.")
+        super().__init__(
+            should_mask_error=_is_unexpected, error_message="Internal server error."
+        )
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context: Any = getattr(self.execution_context, "context", None)
@@ -67,7 +78,9 @@ def add_codes(response: dict[str, Any]) -> dict[str, Any]:
             message = str(error.get("message", ""))
             if message.startswith("Syntax Error"):
                 extensions["code"] = "GRAPHQL_PARSE_FAILED"
-            elif message.startswith("Variable '$"):  # variable values that do not coerce
+            elif message.startswith(
+                "Variable '$"
+            ):  # variable values that do not coerce
                 extensions["code"] = "BAD_USER_INPUT"
             else:
                 extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
@@ -78,7 +91,11 @@ class PermgraphSchema(Schema):
     # query documents that passed validation (schema/prepared.py); set by build_schema
     prepared: Any = None
 
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self,
+        errors: list[GraphQLError],
+        execution_context: ExecutionContext | None = None,
+    ) -> None:
         context: Any = getattr(execution_context, "context", None)
         log_errors(errors, getattr(context, "request_id", None))
 

@@ -37,7 +37,11 @@ def use_default_resolvers(schema: Schema) -> int:
     Strawberry's. Returns how many fields changed."""
     changed = 0
     for graphql_type in schema._schema.type_map.values():
-        definition = graphql_type.extensions.get("strawberry-definition") if isinstance(graphql_type, GraphQLObjectType) else None
+        definition = (
+            graphql_type.extensions.get("strawberry-definition")
+            if isinstance(graphql_type, GraphQLObjectType)
+            else None
+        )
         if definition is None:
             continue
         assert isinstance(graphql_type, GraphQLObjectType)  # noqa: S101 - checked just above
@@ -52,7 +56,11 @@ def use_default_resolvers(schema: Schema) -> int:
                 or strawberry_field.permission_classes
             ):
                 continue
-            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            inner = (
+                field.type.of_type
+                if isinstance(field.type, GraphQLNonNull)
+                else field.type
+            )
             if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
                 field.resolve = None
                 changed += 1
@@ -86,7 +94,9 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 raise
             stray = StrayCancellation("a load was cancelled under a running request")
             stray.__cause__ = exc
-            self.collected_errors.add(GraphQLError(str(stray), original_error=stray), None)
+            self.collected_errors.add(
+                GraphQLError(str(stray), original_error=stray), None
+            )
             return self.build_response(None)
 
     def build_response(self, data: Any) -> Any:
@@ -115,7 +125,9 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
             and set(map(type, result)) <= _STR_ONLY
         ):
             return result
-        return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
 
 __all__ = ["PermgraphExecutionContext", "StrayCancellation", "use_default_resolvers"]

@@ -41,7 +41,9 @@ def decode_cursor(kind: str, cursor: str | None) -> int:
     key = -1
     if len(cursor) <= _MAX_CURSOR:
         try:
-            prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+            prefix, _, value = (
+                base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+            )
         except (binascii.Error, UnicodeError, ValueError):
             prefix = value = ""
         if prefix == kind and _ID.fullmatch(value):
@@ -66,7 +68,9 @@ def parse_id(value: strawberry.ID | str, argument: str = "id") -> int:
     """An id argument as an int: 1 to 18 ASCII digits, nothing else."""
     text = str(value)
     if not _ID.fullmatch(text):
-        raise InvalidInput(f"{argument!r} is not a valid id: {text[:32]!r}.", argument=argument)
+        raise InvalidInput(
+            f"{argument!r} is not a valid id: {text[:32]!r}.", argument=argument
+        )
     return int(text)
 
 

@@ -35,7 +35,9 @@ class HasPermission(BasePermission):
         self.message = f"Missing permission {code!r}."
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        check(info, self.code, getattr(source, "uid", None) if self.allow_self else None)
+        check(
+            info, self.code, getattr(source, "uid", None) if self.allow_self else None
+        )
         return True
 
 
@@ -55,7 +57,8 @@ def needs(code: str, *, allow_self: bool = False) -> list[FieldExtension]:
     """`extensions=needs("users:read")` on a strawberry field."""
     return [
         PermissionExtension(
-            permissions=[HasPermission(code, allow_self=allow_self)], use_directives=False
+            permissions=[HasPermission(code, allow_self=allow_self)],
+            use_directives=False,
         )
     ]
 

@@ -109,7 +109,11 @@ class RememberValid(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
-        if ec.query is not None and ec.graphql_document is not None and ec.operation_type == StrawberryOperationType.QUERY:
+        if (
+            ec.query is not None
+            and ec.graphql_document is not None
+            and ec.operation_type == StrawberryOperationType.QUERY
+        ):
             self.prepared.remember(ec.query, ec.graphql_document)
         yield
 
@@ -152,7 +156,9 @@ async def execute_prepared(
         key = (operation_name, settings.max_page_size)
         cost = None if costs is None else costs.get(key)
         if cost is None:
-            cost = query_cost(schema, document, operation, variables, settings.max_page_size)
+            cost = query_cost(
+                schema, document, operation, variables, settings.max_page_size
+            )
             if cost.static and costs is not None:
                 costs[key] = cost
         refused = cost.error(settings)
@@ -176,7 +182,11 @@ async def execute_prepared(
         )
         data, errors = result.data, result.errors
     except Exception as exc:  # noqa: BLE001 - as Strawberry's execute: an error of the response
-        errors = [exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)]
+        errors = [
+            exc
+            if isinstance(exc, GraphQLError)
+            else GraphQLError(str(exc), original_error=exc)
+        ]
     response: dict[str, Any] = {"data": data}
     if errors:
         log_errors(errors, context.request_id)
@@ -187,4 +197,10 @@ async def execute_prepared(
     return response
 
 
-__all__ = ["Prepared", "PreparedDocuments", "RememberValid", "execute_prepared", "prepared_query"]
+__all__ = [
+    "Prepared",
+    "PreparedDocuments",
+    "RememberValid",
+    "execute_prepared",
+    "prepared_query",
+]

@@ -73,7 +73,9 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
+        config=StrawberryConfig(
+            auto_camel_case=True, disable_field_suggestions=not introspection
+        ),
         execution_context_class=PermgraphExecutionContext,
     )
     schema.prepared = prepared

@@ -30,11 +30,19 @@ class OnePasswordCheckPerDocument(ValidationRule):
             return  # a field of that name on another type checks no password
         self.seen.append(name)
         if len(self.seen) == 2:
-            what = "login" if set(self.seen) == {"login"} else "password check (login or changePassword)"
+            what = (
+                "login"
+                if set(self.seen) == {"login"}
+                else "password check (login or changePassword)"
+            )
             self.report_error(GraphQLError(f"At most one {what} per request.", node))
 
 
 # the name schema/root.py registers
 OneLoginPerDocument = OnePasswordCheckPerDocument
 
-__all__ = ["PASSWORD_CHECKING_FIELDS", "OneLoginPerDocument", "OnePasswordCheckPerDocument"]
+__all__ = [
+    "PASSWORD_CHECKING_FIELDS",
+    "OneLoginPerDocument",
+    "OnePasswordCheckPerDocument",
+]

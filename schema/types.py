@@ -50,7 +50,9 @@ def _only(selections: Any, names: frozenset[str]) -> bool:
         if isinstance(selection, SelectedField):
             if selection.name not in names:
                 return False
-        elif not _only(selection.selections, names):  # inline fragment or fragment spread
+        elif not _only(
+            selection.selections, names
+        ):  # inline fragment or fragment spread
             return False
     return True
 
@@ -76,7 +78,12 @@ class Permission:
 
     @classmethod
     def from_row(cls, row: PermissionRow) -> Permission:
-        return cls(uid=row.id, id=strawberry.ID(str(row.id)), code=row.code, description=row.description)
+        return cls(
+            uid=row.id,
+            id=strawberry.ID(str(row.id)),
+            code=row.code,
+            description=row.description,
+        )
 
 
 @strawberry.type
@@ -123,7 +130,9 @@ class User:
             access=access,
         )
 
-    def _with_access(self, info: Info, fn: Callable[[UserAccess], T]) -> T | Awaitable[T]:
+    def _with_access(
+        self, info: Info, fn: Callable[[UserAccess], T]
+    ) -> T | Awaitable[T]:
         access = self.access
         if access is _UNSET:
             return self._later(info, fn)
@@ -135,7 +144,9 @@ class User:
         self.access = await _load_access(info, self.uid)
         return fn(self.access)
 
-    @strawberry.field(description="Roles held (from the cached permission entry). Needs roles:read, or being this user.")
+    @strawberry.field(
+        description="Roles held (from the cached permission entry). Needs roles:read, or being this user."
+    )
     def roles(self, info: Info) -> list[Role]:
         return resolve_roles(self, info)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
 
@@ -174,7 +185,9 @@ def resolve_has_permission(source: User, info: Any, code: str) -> Any:
     """User.hasPermission(code); installed as a graphql-core resolver too (its
     one argument is a String: graphql-core passes it as Strawberry would)."""
     check(info, "permissions:read", source.uid)
-    return source._with_access(info, lambda access: access.is_active and code in access.permissions)
+    return source._with_access(
+        info, lambda access: access.is_active and code in access.permissions
+    )
 
 
 def _roles_of(access: UserAccess) -> list[Role]:
@@ -211,7 +224,10 @@ class UserConnection:
     ) -> UserConnection:
         page = rows[:first]
         if accesses is None:
-            edges = [UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r)) for r in page]
+            edges = [
+                UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r))
+                for r in page
+            ]
         else:
             edges = [
                 UserEdge(cursor=encode_cursor("user", r.id), node=User.from_row(r, a))
@@ -238,7 +254,12 @@ class Role:
 
     @classmethod
     def from_row(cls, row: RoleRow) -> Role:
-        return cls(uid=row.id, id=strawberry.ID(str(row.id)), name=row.name, known_description=row.description)
+        return cls(
+            uid=row.id,
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            known_description=row.description,
+        )
 
     @strawberry.field
     def description(self, info: Info) -> str:
@@ -255,7 +276,9 @@ class Role:
         rows = await info.context.loaders.permissions_by_role_id.load(self.uid)
         return [Permission.from_row(r) for r in rows]
 
-    @strawberry.field(extensions=needs("users:read"), description="Holders of the role, by id.")
+    @strawberry.field(
+        extensions=needs("users:read"), description="Holders of the role, by id."
+    )
     async def members(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> UserConnection:
@@ -265,7 +288,9 @@ class Role:
         rows = await ctx.loaders.members_by_role.load((self.uid, after_id, size + 1))
         loader = ctx.loaders.member_counts_by_role
         accesses = await prefetch_access(info, rows[:size])
-        return UserConnection.build(rows, size, after_id, lambda: loader.load(self.uid), accesses)
+        return UserConnection.build(
+            rows, size, after_id, lambda: loader.load(self.uid), accesses
+        )
 
 
 @strawberry.type
@@ -300,7 +325,9 @@ class AuditConnection:
     has_next_page: bool
 
 
-async def prefetch_access(info: Info, rows: list[UserRow]) -> list[UserAccess | None] | None:
+async def prefetch_access(
+    info: Info, rows: list[UserRow]
+) -> list[UserAccess | None] | None:
     """The permission entries of a page of users, in one loader call, when the
     selection reads them; None otherwise (no Redis round trip for nothing)."""
     if not rows or not wants_access(info):

@@ -25,14 +25,19 @@ def _self_authorizing(operation: OperationDefinitionNode | None) -> bool:
     if operation is None or operation.operation != OperationType.QUERY:
         return False
     selections = operation.selection_set.selections
-    return all(isinstance(s, FieldNode) and s.name.value in SELF_AUTHORIZING for s in selections)
+    return all(
+        isinstance(s, FieldNode) and s.name.value in SELF_AUTHORIZING
+        for s in selections
+    )
 
 
 class LoadViewer(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx: Any = self.execution_context.context
         operation = _operation(self.execution_context)
-        if getattr(ctx, "principal", None) is not None and not _self_authorizing(operation):
+        if getattr(ctx, "principal", None) is not None and not _self_authorizing(
+            operation
+        ):
             await ctx.load_viewer()
         yield
 
@@ -42,9 +47,13 @@ def _operation(execution_context: Any) -> OperationDefinitionNode | None:
     if document is None:
         return None
     name = execution_context.operation_name
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    operations = [
+        d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+    ]
     for operation in operations:
-        if name is None or (operation.name is not None and operation.name.value == name):
+        if name is None or (
+            operation.name is not None and operation.name.value == name
+        ):
             return operation
     return None
 

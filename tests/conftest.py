@@ -55,7 +55,9 @@ async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def redis_url(servers: tuple[str, str]) -> str:
     url = servers[1]
-    if os.environ.get("REDIS_URL"):  # a shared server: use database 15, flushed per test
+    if os.environ.get(
+        "REDIS_URL"
+    ):  # a shared server: use database 15, flushed per test
         parts = urlsplit(url)
         url = urlunsplit(parts._replace(path="/15"))
     return url

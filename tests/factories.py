@@ -38,7 +38,10 @@ class StatementLog:
     @property
     def permission_sql(self) -> int:
         """Runs of the permission loader's one query."""
-        return sum("role_ids bigint[], roles text[], codes text[]" in s for s in self.statements)
+        return sum(
+            "role_ids bigint[], roles text[], codes text[]" in s
+            for s in self.statements
+        )
 
 
 @asynccontextmanager
@@ -60,11 +63,15 @@ def counting_sql() -> Iterator[StatementLog]:
 
 
 @asynccontextmanager
-async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
+async def app_with(
+    settings: Settings, **changes: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
     application = create_app(settings.model_copy(update=changes))
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver"
+        ) as c:
             yield c, application.state.resources
 
 
@@ -92,7 +99,9 @@ async def gql(
     expect_errors: bool = False,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
     body: dict[str, Any] = response.json()
     if expect_errors:
         assert body.get("errors"), body
@@ -106,16 +115,38 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
 
 
-async def insert_user(con: asyncpg.Connection, email: str, *, roles: Sequence[str] = (), active: bool = True) -> int:
+async def insert_user(
+    con: asyncpg.Connection,
+    email: str,
+    *,
+    roles: Sequence[str] = (),
+    active: bool = True,
+) -> int:
     user_id = await con.fetchval(
         "insert into users (email, display_name, is_active) values ($1, $2, $3) returning id",
-        email, email.split("@")[0], active,
+        email,
+        email.split("@")[0],
+        active,
     )
     for role in roles:
         await con.execute(
-            "insert into user_roles (user_id, role_id) select $1, id from roles where name = $2", user_id, role
+            "insert into user_roles (user_id, role_id) select $1, id from roles where name = $2",
+            user_id,
+            role,
         )
     return int(user_id)
 
 
-__all__ = ["APP_TABLES", "StatementLog", "acquire", "app_with", "codes", "counting_sql", "gql", "insert_user", "metric", "stored", "token_for"]
+__all__ = [
+    "APP_TABLES",
+    "StatementLog",
+    "acquire",
+    "app_with",
+    "codes",
+    "counting_sql",
+    "gql",
+    "insert_user",
+    "metric",
+    "stored",
+    "token_for",
+]

@@ -25,14 +25,22 @@ async def insert(
     before: Any,
     after: Any,
 ) -> None:
-    await con.execute(INSERT, actor_id, action, target_type, str(target_id), before, after)
+    await con.execute(
+        INSERT, actor_id, action, target_type, str(target_id), before, after
+    )
 
 
 async def select_page(db: Database, before_id: int, limit: int) -> list[AuditRow]:
     return [
         AuditRow(
-            r["id"], r["actor_id"], r["action"], r["target_type"], r["target_id"],
-            r["before"], r["after"], r["created_at"],
+            r["id"],
+            r["actor_id"],
+            r["action"],
+            r["target_type"],
+            r["target_id"],
+            r["before"],
+            r["after"],
+            r["created_at"],
         )
         for r in await db.fetch(SELECT_PAGE, before_id, limit)
     ]

@@ -12,28 +12,44 @@ if TYPE_CHECKING:
 
 CODES_HELD_BY_USER_IDS = read_sql("permissions/select_codes_held_by_user_ids")
 CODES_HELD_BY_ROLE_HOLDERS = read_sql("permissions/select_codes_held_by_role_holders")
-CODES_HELD_BY_PERMISSION_HOLDERS = read_sql("permissions/select_codes_held_by_permission_holders")
-CODES_OF_ROLES_HOLDING_PERMISSION = read_sql("permissions/select_codes_of_roles_holding_permission")
+CODES_HELD_BY_PERMISSION_HOLDERS = read_sql(
+    "permissions/select_codes_held_by_permission_holders"
+)
+CODES_OF_ROLES_HOLDING_PERMISSION = read_sql(
+    "permissions/select_codes_of_roles_holding_permission"
+)
 ALL_CODES = read_sql("permissions/select_codes")
 EVER_GRANTED = read_sql("granted_permission_code/select_by_codes")
 IS_ACTIVE = read_sql("users/select_is_active")
 HELD_CODES = read_sql("permissions/select_held_codes")
 
 
-async def codes_held_by_users(con: asyncpg.Connection, user_ids: Sequence[int]) -> frozenset[str]:
+async def codes_held_by_users(
+    con: asyncpg.Connection, user_ids: Sequence[int]
+) -> frozenset[str]:
     return frozenset(await con.fetchval(CODES_HELD_BY_USER_IDS, list(user_ids)))
 
 
-async def codes_held_by_role_holders(con: asyncpg.Connection, role_id: int) -> frozenset[str]:
+async def codes_held_by_role_holders(
+    con: asyncpg.Connection, role_id: int
+) -> frozenset[str]:
     return frozenset(await con.fetchval(CODES_HELD_BY_ROLE_HOLDERS, role_id))
 
 
-async def codes_held_by_permission_holders(con: asyncpg.Connection, permission_id: int) -> frozenset[str]:
-    return frozenset(await con.fetchval(CODES_HELD_BY_PERMISSION_HOLDERS, permission_id))
+async def codes_held_by_permission_holders(
+    con: asyncpg.Connection, permission_id: int
+) -> frozenset[str]:
+    return frozenset(
+        await con.fetchval(CODES_HELD_BY_PERMISSION_HOLDERS, permission_id)
+    )
 
 
-async def codes_of_roles_holding_permission(con: asyncpg.Connection, permission_id: int) -> frozenset[str]:
-    return frozenset(await con.fetchval(CODES_OF_ROLES_HOLDING_PERMISSION, permission_id))
+async def codes_of_roles_holding_permission(
+    con: asyncpg.Connection, permission_id: int
+) -> frozenset[str]:
+    return frozenset(
+        await con.fetchval(CODES_OF_ROLES_HOLDING_PERMISSION, permission_id)
+    )
 
 
 async def is_active(con: asyncpg.Connection, user_id: int) -> bool:

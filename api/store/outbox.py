@@ -21,7 +21,9 @@ async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> int
     return int(await con.fetchval(INSERT, None if user_ids is None else list(user_ids)))
 
 
-async def select_pending(db: Database, limit: int = 100) -> list[tuple[int, list[int] | None]]:
+async def select_pending(
+    db: Database, limit: int = 100
+) -> list[tuple[int, list[int] | None]]:
     return [(r["id"], r["user_ids"]) for r in await db.fetch(SELECT_PENDING, limit)]
 
 

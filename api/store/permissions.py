@@ -67,11 +67,15 @@ async def select_by_code(con: asyncpg.Connection, code: str) -> PermissionRow | 
     return None if r is None else _row(r)
 
 
-async def select_by_codes(con: asyncpg.Connection, codes: Sequence[str]) -> dict[str, PermissionRow]:
+async def select_by_codes(
+    con: asyncpg.Connection, codes: Sequence[str]
+) -> dict[str, PermissionRow]:
     return {r["code"]: _row(r) for r in await con.fetch(SELECT_BY_CODES, list(codes))}
 
 
-async def insert(con: asyncpg.Connection, code: str, description: str) -> PermissionRow | None:
+async def insert(
+    con: asyncpg.Connection, code: str, description: str
+) -> PermissionRow | None:
     r = await con.fetchrow(INSERT, code, description)
     return None if r is None else _row(r)
 

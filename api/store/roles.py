@@ -49,7 +49,9 @@ async def select_for_update(con: asyncpg.Connection, role_id: int) -> RoleRow | 
     return _maybe(await con.fetchrow(SELECT_FOR_UPDATE, role_id))
 
 
-async def insert(con: asyncpg.Connection, name: str, description: str) -> RoleRow | None:
+async def insert(
+    con: asyncpg.Connection, name: str, description: str
+) -> RoleRow | None:
     return _maybe(await con.fetchrow(INSERT, name, description))
 
 
@@ -63,7 +65,9 @@ async def delete(con: asyncpg.Connection, role_id: int) -> RoleRow | None:
     return _maybe(await con.fetchrow(DELETE, role_id))
 
 
-async def assign(con: asyncpg.Connection, user_id: int, role_id: int, granted_by: int | None) -> bool:
+async def assign(
+    con: asyncpg.Connection, user_id: int, role_id: int, granted_by: int | None
+) -> bool:
     """True when the user did not hold the role before."""
     return await con.fetchval(ASSIGN, user_id, role_id, granted_by) is not None
 
@@ -76,7 +80,9 @@ async def holders(con: asyncpg.Connection, role_id: int) -> list[int]:
     return [r["user_id"] for r in await con.fetch(HOLDERS, role_id)]
 
 
-async def holders_of_permission(con: asyncpg.Connection, permission_id: int) -> list[int]:
+async def holders_of_permission(
+    con: asyncpg.Connection, permission_id: int
+) -> list[int]:
     return [r["user_id"] for r in await con.fetch(HOLDERS_OF_PERMISSION, permission_id)]
 
 
@@ -92,7 +98,9 @@ async def revoke(con: asyncpg.Connection, role_id: int, permission_id: int) -> b
     return await con.fetchval(REVOKE, role_id, permission_id) is not None
 
 
-async def replace_grants(con: asyncpg.Connection, role_id: int, permission_ids: Sequence[int]) -> None:
+async def replace_grants(
+    con: asyncpg.Connection, role_id: int, permission_ids: Sequence[int]
+) -> None:
     await con.execute(REPLACE_GRANTS, role_id, list(permission_ids))
 
 

@@ -39,9 +39,16 @@ class ThrottleRow:
 
 
 async def insert(
-    con: asyncpg.Connection, jti: str, family_id: str, user_id: int, expires_at: datetime, access_until: datetime
+    con: asyncpg.Connection,
+    jti: str,
+    family_id: str,
+    user_id: int,
+    expires_at: datetime,
+    access_until: datetime,
 ) -> None:
-    await con.execute(INSERT, uuid.UUID(jti), uuid.UUID(family_id), user_id, expires_at, access_until)
+    await con.execute(
+        INSERT, uuid.UUID(jti), uuid.UUID(family_id), user_id, expires_at, access_until
+    )
 
 
 async def spend(con: asyncpg.Connection, jti: str) -> tuple[str, int] | None:
@@ -66,13 +73,17 @@ async def revoke_user(con: asyncpg.Connection, user_id: int) -> None:
     await con.execute(REVOKE_USER, user_id)
 
 
-async def select_login_for_update(con: asyncpg.Connection, user_id: int) -> tuple[str | None, bool] | None:
+async def select_login_for_update(
+    con: asyncpg.Connection, user_id: int
+) -> tuple[str | None, bool] | None:
     """(password_hash, is_active), the user's row locked; None: no such user."""
     row = await con.fetchrow(SELECT_LOGIN_FOR_UPDATE, user_id)
     return None if row is None else (row["password_hash"], bool(row["is_active"]))
 
 
-async def record_login_success(con: asyncpg.Connection, user_id: int, new_hash: str, verified_hash: str) -> None:
+async def record_login_success(
+    con: asyncpg.Connection, user_id: int, new_hash: str, verified_hash: str
+) -> None:
     await con.execute(RECORD_SUCCESS, user_id, new_hash, verified_hash)
 
 
@@ -81,14 +92,23 @@ async def lock_throttle(
 ) -> list[ThrottleRow]:
     """Create missing counters, lock all of them for the transaction. `keys` sorted."""
     rows = await con.fetch(THROTTLE_LOCK, list(keys), list(user_ids))
-    return [ThrottleRow(bytes(r["key"]), r["failures"], r["failure_age_s"], r["success_age_s"]) for r in rows]
+    return [
+        ThrottleRow(
+            bytes(r["key"]), r["failures"], r["failure_age_s"], r["success_age_s"]
+        )
+        for r in rows
+    ]
 
 
-async def charge_throttle(con: asyncpg.Connection, keys: Sequence[bytes], reset_s: float) -> None:
+async def charge_throttle(
+    con: asyncpg.Connection, keys: Sequence[bytes], reset_s: float
+) -> None:
     await con.execute(THROTTLE_CHARGE, list(keys), reset_s)
 
 
-async def settle_throttle(con: asyncpg.Connection, pair_key: bytes, other_keys: Sequence[bytes]) -> None:
+async def settle_throttle(
+    con: asyncpg.Connection, pair_key: bytes, other_keys: Sequence[bytes]
+) -> None:
     await con.execute(THROTTLE_SETTLE, pair_key, list(other_keys))
 
 

@@ -90,7 +90,9 @@ async def select_page(
         role_id = None
         if flt.role is not None:
             # the role's id, not its name, lets the planner weigh the role's size
-            role_id = {r.name: r.id for r in await role_store.select_all(db)}.get(flt.role)
+            role_id = {r.name: r.id for r in await role_store.select_all(db)}.get(
+                flt.role
+            )
             if role_id is None:
                 return []
         # the best plan depends on the text: plan it for this text, never reuse
@@ -98,13 +100,22 @@ async def select_page(
         async with db.transaction() as con:
             await con.execute(SET_CUSTOM_PLANS)
             if role_id is None:
-                rows = await con.fetch(SELECT_PAGE_BY_EMAIL, after_id, pattern, flt.is_active, limit)
+                rows = await con.fetch(
+                    SELECT_PAGE_BY_EMAIL, after_id, pattern, flt.is_active, limit
+                )
             else:
                 rows = await con.fetch(
-                    SELECT_PAGE_BY_EMAIL_AND_ROLE, after_id, pattern, role_id, flt.is_active, limit
+                    SELECT_PAGE_BY_EMAIL_AND_ROLE,
+                    after_id,
+                    pattern,
+                    role_id,
+                    flt.is_active,
+                    limit,
                 )
     elif flt.role is not None:
-        rows = await db.fetch(SELECT_PAGE_BY_ROLE, after_id, flt.role, flt.is_active, limit)
+        rows = await db.fetch(
+            SELECT_PAGE_BY_ROLE, after_id, flt.role, flt.is_active, limit
+        )
     elif flt.is_active is not None:
         rows = await db.fetch(SELECT_PAGE_BY_ACTIVE, after_id, flt.is_active, limit)
     else:
@@ -130,7 +141,9 @@ async def select_members_by_role_ids(
     db: Database, role_ids: Sequence[int], after_id: int, limit: int
 ) -> dict[int, list[UserRow]]:
     out: dict[int, list[UserRow]] = {r: [] for r in role_ids}
-    for r in await db.fetch(SELECT_MEMBERS_BY_ROLE_IDS, list(role_ids), after_id, limit):
+    for r in await db.fetch(
+        SELECT_MEMBERS_BY_ROLE_IDS, list(role_ids), after_id, limit
+    ):
         out[r["role_id"]].append(to_user(r))
     return out
 
@@ -138,7 +151,10 @@ async def select_members_by_role_ids(
 async def count_members_by_role_ids(
     db: Database, role_ids: Sequence[int]
 ) -> dict[int, int]:
-    counts = {r["role_id"]: int(r["count"]) for r in await db.fetch(COUNT_MEMBERS_BY_ROLE_IDS, list(role_ids))}
+    counts = {
+        r["role_id"]: int(r["count"])
+        for r in await db.fetch(COUNT_MEMBERS_BY_ROLE_IDS, list(role_ids))
+    }
     return {r: counts.get(r, 0) for r in role_ids}
 
 
@@ -167,7 +183,9 @@ async def insert(
     avatar_url: str | None,
     password_hash: str | None,
 ) -> UserRow | None:
-    return _maybe(await con.fetchrow(INSERT, email, display_name, avatar_url, password_hash))
+    return _maybe(
+        await con.fetchrow(INSERT, email, display_name, avatar_url, password_hash)
+    )
 
 
 async def update_profile(
@@ -179,20 +197,29 @@ async def update_profile(
     clear_avatar: bool = False,
 ) -> UserRow | None:
     return _maybe(
-        await con.fetchrow(UPDATE_PROFILE, user_id, display_name, avatar_url, clear_avatar)
+        await con.fetchrow(
+            UPDATE_PROFILE, user_id, display_name, avatar_url, clear_avatar
+        )
     )
 
 
-async def update_email(con: asyncpg.Connection, user_id: int, email: str) -> UserRow | None:
+async def update_email(
+    con: asyncpg.Connection, user_id: int, email: str
+) -> UserRow | None:
     return _maybe(await con.fetchrow(UPDATE_EMAIL, user_id, email))
 
 
-async def set_active(con: asyncpg.Connection, user_id: int, *, active: bool) -> UserRow | None:
+async def set_active(
+    con: asyncpg.Connection, user_id: int, *, active: bool
+) -> UserRow | None:
     return _maybe(await con.fetchrow(SET_ACTIVE, user_id, active))
 
 
 async def update_password(
-    con: asyncpg.Connection, user_id: int, password_hash: str, tokens_not_before: datetime
+    con: asyncpg.Connection,
+    user_id: int,
+    password_hash: str,
+    tokens_not_before: datetime,
 ) -> None:
     """Access tokens issued before `tokens_not_before` stop counting (a password change ends every session)."""
     await con.execute(UPDATE_PASSWORD, user_id, password_hash, tokens_not_before)

@@ -34,7 +34,8 @@ class AuthError:
     message: str
     code: str
     retry_after_seconds: int | None = strawberry.field(
-        default=None, description="TOO_MANY_ATTEMPTS: when the next attempt may be counted."
+        default=None,
+        description="TOO_MANY_ATTEMPTS: when the next attempt may be counted.",
     )
 
 
@@ -46,14 +47,19 @@ class PasswordChanged:
 LoginResult = Annotated[AuthPayload | AuthError, strawberry.union("LoginResult")]
 RefreshResult = Annotated[AuthPayload | AuthError, strawberry.union("RefreshResult")]
 ChangePasswordResult = Annotated[
-    PasswordChanged | InvalidInputError | AuthError, strawberry.union("ChangePasswordResult")
+    PasswordChanged | InvalidInputError | AuthError,
+    strawberry.union("ChangePasswordResult"),
 ]
-UpdateMeResult = Annotated[UserPayload | InvalidInputError, strawberry.union("UpdateMeResult")]
+UpdateMeResult = Annotated[
+    UserPayload | InvalidInputError, strawberry.union("UpdateMeResult")
+]
 
 
 def _held(throttled: sessions.Throttled) -> AuthError:
     return AuthError(
-        message=sessions.TOO_MANY_ATTEMPTS, code="TOO_MANY_ATTEMPTS", retry_after_seconds=throttled.retry_after_s
+        message=sessions.TOO_MANY_ATTEMPTS,
+        code="TOO_MANY_ATTEMPTS",
+        retry_after_seconds=throttled.retry_after_s,
     )
 
 
@@ -78,15 +84,23 @@ class AuthMutations:
     async def login(self, info: Info, email: str, password: str) -> LoginResult:
         ctx = info.context
         if len(email) > 254 or len(password) > 1024:
-            return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
-        pair = await sessions.login(ctx.db, ctx.tokens, ctx.settings, email, password, ctx.client)
+            return AuthError(
+                message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS"
+            )
+        pair = await sessions.login(
+            ctx.db, ctx.tokens, ctx.settings, email, password, ctx.client
+        )
         if pair is None:
-            return AuthError(message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS")
+            return AuthError(
+                message=sessions.INVALID_CREDENTIALS, code="INVALID_CREDENTIALS"
+            )
         if isinstance(pair, sessions.Throttled):
             return _held(pair)
         return await _payload(info, pair)
 
-    @strawberry.mutation(description="One-time use: returns a new pair; reusing a spent token revokes its family.")
+    @strawberry.mutation(
+        description="One-time use: returns a new pair; reusing a spent token revokes its family."
+    )
     async def refresh_token(self, info: Info, token: str) -> RefreshResult:
         ctx = info.context
         try:
@@ -107,9 +121,15 @@ class AuthMutations:
             return False
         return True
 
-    @strawberry.mutation(extensions=authenticated(), description="Own profile: no permission change.")
-    async def update_me(self, info: Info, display_name: str | None = None, avatar_url: str | None = None) -> UpdateMeResult:
-        problem = validate.first_error(validate.display_name(display_name), validate.avatar_url(avatar_url))
+    @strawberry.mutation(
+        extensions=authenticated(), description="Own profile: no permission change."
+    )
+    async def update_me(
+        self, info: Info, display_name: str | None = None, avatar_url: str | None = None
+    ) -> UpdateMeResult:
+        problem = validate.first_error(
+            validate.display_name(display_name), validate.avatar_url(avatar_url)
+        )
         if problem:
             return problem
         ctx = info.context
@@ -117,12 +137,22 @@ class AuthMutations:
         async with unit_of_work(ctx) as work:
             before = await user_store.select_for_update(work.con, uid)
             after = await user_store.update_profile(
-                work.con, uid, display_name, avatar_url or None, clear_avatar=avatar_url == ""
+                work.con,
+                uid,
+                display_name,
+                avatar_url or None,
+                clear_avatar=avatar_url == "",
             )
             assert before is not None  # noqa: S101 - the caller is active
             assert after is not None  # noqa: S101
             names = ("display_name", "avatar_url")
-            await work.audit("user.update_self", "user", uid, snapshot(before, *names), snapshot(after, *names))
+            await work.audit(
+                "user.update_self",
+                "user",
+                uid,
+                snapshot(before, *names),
+                snapshot(after, *names),
+            )
         forget(ctx.loaders.users_by_id, uid)
         return UserPayload(target=after)
 
@@ -131,17 +161,29 @@ class AuthMutations:
         description="Ends every session of the caller (this one too: log in again with the new password). "
         "A wrong current password counts toward the login throttle (TOO_MANY_ATTEMPTS).",
     )
-    async def change_password(self, info: Info, current_password: str, new_password: str) -> ChangePasswordResult:
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> ChangePasswordResult:
         ctx = info.context
         uid = ctx.viewer_access().user_id
         if len(current_password) > 1024:  # as login: not worth hashing
-            return InvalidInputError(message=sessions.WRONG_PASSWORD, field="currentPassword")
+            return InvalidInputError(
+                message=sessions.WRONG_PASSWORD, field="currentPassword"
+            )
         try:
             held = await sessions.change_password(
-                ctx.db, ctx.invalidator, ctx.settings, uid, current_password, new_password, ctx.client
+                ctx.db,
+                ctx.invalidator,
+                ctx.settings,
+                uid,
+                current_password,
+                new_password,
+                ctx.client,
             )
         except InvalidInput as exc:
-            return InvalidInputError(message=exc.message, field=str(exc.extra.get("field", "")))
+            return InvalidInputError(
+                message=exc.message, field=str(exc.extra.get("field", ""))
+            )
         if held is not None:
             return _held(held)
         async with unit_of_work(ctx) as work:

@@ -30,29 +30,53 @@ from schema.permissions import needs
 from schema.types import Permission
 
 CreatePermissionResult = Annotated[
-    PermissionPayload | InvalidInputError | ConflictError | NotAllowedError, strawberry.union("CreatePermissionResult")
+    PermissionPayload | InvalidInputError | ConflictError | NotAllowedError,
+    strawberry.union("CreatePermissionResult"),
 ]
 DeletePermissionResult = Annotated[
-    Deleted | NotFoundError | NotAllowedError, strawberry.union("DeletePermissionResult")
+    Deleted | NotFoundError | NotAllowedError,
+    strawberry.union("DeletePermissionResult"),
 ]
-InvalidateResult = Annotated[CacheInvalidated | NotFoundError, strawberry.union("InvalidateResult")]
+InvalidateResult = Annotated[
+    CacheInvalidated | NotFoundError, strawberry.union("InvalidateResult")
+]
 
 
 @strawberry.type
 class PermissionMutations:
-    @strawberry.mutation(extensions=needs("permissions:write"), description="Nobody holds a new permission: nothing to invalidate.")
-    async def create_permission(self, info: Info, code: str, description: str = "") -> CreatePermissionResult:
-        problem = validate.first_error(validate.permission_code(code), validate.description(description))
+    @strawberry.mutation(
+        extensions=needs("permissions:write"),
+        description="Nobody holds a new permission: nothing to invalidate.",
+    )
+    async def create_permission(
+        self, info: Info, code: str, description: str = ""
+    ) -> CreatePermissionResult:
+        problem = validate.first_error(
+            validate.permission_code(code), validate.description(description)
+        )
         if problem:
             return problem
         if code.split(":", 1)[0] in RESERVED_RESOURCES:
-            return NotAllowedError(message=f"Codes of {code.split(':', 1)[0]!r} are permgraph's own: only its seed creates them.", missing_permissions=[])
+            return NotAllowedError(
+                message=f"Codes of {code.split(':', 1)[0]!r} are permgraph's own: only its seed creates them.",
+                missing_permissions=[],
+            )
         try:
             async with unit_of_work(info.context) as work:
                 row = await permission_store.insert(work.con, code, description)
                 if row is None:
-                    raise Rollback(ConflictError(message=f"Permission {code!r} exists.", field="code"))
-                await work.audit("permission.create", "permission", row.id, None, {"code": code, "description": description})
+                    raise Rollback(
+                        ConflictError(
+                            message=f"Permission {code!r} exists.", field="code"
+                        )
+                    )
+                await work.audit(
+                    "permission.create",
+                    "permission",
+                    row.id,
+                    None,
+                    {"code": code, "description": description},
+                )
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return PermissionPayload(permission=Permission.from_row(row))
@@ -61,7 +85,9 @@ class PermissionMutations:
         extensions=needs("permissions:write"),
         description="Every holder loses it at once. Only a holder deletes a code; permgraph's own codes stay.",
     )
-    async def delete_permission(self, info: Info, id: strawberry.ID) -> DeletePermissionResult:
+    async def delete_permission(
+        self, info: Info, id: strawberry.ID
+    ) -> DeletePermissionResult:
         pid = parse_id(id)
         try:
             async with unit_of_work(info.context) as work:
@@ -74,7 +100,13 @@ class PermissionMutations:
                 row = await permission_store.delete(work.con, pid)
                 assert row is not None  # noqa: S101 - privilege changes are serialised
                 await rules.guard_holder_remains()
-                await work.audit("permission.delete", "permission", pid, {"code": row.code, "holders": len(holders)}, None)
+                await work.audit(
+                    "permission.delete",
+                    "permission",
+                    pid,
+                    {"code": row.code, "holders": len(holders)},
+                    None,
+                )
                 work.invalidate(holders)
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results
@@ -84,15 +116,23 @@ class PermissionMutations:
         extensions=needs("permissions:write"),
         description="Drop one user's cached entry, or everyone's when userId is omitted.",
     )
-    async def invalidate_permission_cache(self, info: Info, user_id: strawberry.ID | None = None) -> InvalidateResult:
+    async def invalidate_permission_cache(
+        self, info: Info, user_id: strawberry.ID | None = None
+    ) -> InvalidateResult:
         ctx = info.context
         uid = None if user_id is None else parse_id(user_id, "userId")
         # whether an id exists is told only to a caller who may read users
         may_read = "users:read" in ctx.viewer_access().permissions
-        if uid is not None and may_read and (await user_store.select_by_ids(ctx.db, [uid])).get(uid) is None:
+        if (
+            uid is not None
+            and may_read
+            and (await user_store.select_by_ids(ctx.db, [uid])).get(uid) is None
+        ):
             return not_found("user", uid)
         async with unit_of_work(ctx) as work:
-            await work.audit("cache.invalidate", "user" if uid else "cache", uid or "all", None, None)
+            await work.audit(
+                "cache.invalidate", "user" if uid else "cache", uid or "all", None, None
+            )
             if uid is None:
                 work.stale_all = True
             else:

@@ -87,7 +87,9 @@ class PermissionPayload:
 class RoleAssignment:
     target: strawberry.Private[UserRow]
     role_row: strawberry.Private[RoleRow]
-    changed: bool = strawberry.field(description="False when the call changed nothing (idempotent).")
+    changed: bool = strawberry.field(
+        description="False when the call changed nothing (idempotent)."
+    )
 
     @strawberry.field
     def user_id(self) -> strawberry.ID:
@@ -131,11 +133,17 @@ class Deleted:
 class CacheInvalidated:
     all_users: bool
     user_id: strawberry.ID | None
-    confirmed: bool = strawberry.field(description="False: Redis was unreachable; the outbox replays it.")
+    confirmed: bool = strawberry.field(
+        description="False: Redis was unreachable; the outbox replays it."
+    )
 
 
 def not_found(entity: str, ident: int | str) -> NotFoundError:
-    return NotFoundError(message=f"No {entity} with id {ident}.", entity=entity, id=strawberry.ID(str(ident)))
+    return NotFoundError(
+        message=f"No {entity} with id {ident}.",
+        entity=entity,
+        id=strawberry.ID(str(ident)),
+    )
 
 
 __all__ = [

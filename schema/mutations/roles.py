@@ -37,16 +37,20 @@ from schema.permissions import needs
 from schema.types import Permission
 
 RoleAssignmentResult = Annotated[
-    RoleAssignment | NotFoundError | NotAllowedError, strawberry.union("RoleAssignmentResult")
+    RoleAssignment | NotFoundError | NotAllowedError,
+    strawberry.union("RoleAssignmentResult"),
 ]
 RoleResult = Annotated[
     RolePayload | NotFoundError | InvalidInputError | ConflictError | NotAllowedError,
     strawberry.union("RoleResult"),
 ]
 RoleGrantResult = Annotated[
-    RoleGrant | NotFoundError | InvalidInputError | NotAllowedError, strawberry.union("RoleGrantResult")
+    RoleGrant | NotFoundError | InvalidInputError | NotAllowedError,
+    strawberry.union("RoleGrantResult"),
 ]
-DeleteResult = Annotated[Deleted | NotFoundError | NotAllowedError, strawberry.union("DeleteResult")]
+DeleteResult = Annotated[
+    Deleted | NotFoundError | NotAllowedError, strawberry.union("DeleteResult")
+]
 
 
 @strawberry.input
@@ -83,14 +87,20 @@ async def _resolve_codes(work: Work, codes: list[str], field: str) -> list[int]:
         problem = validate.permission_code(code, field)
         if problem:
             raise Rollback(problem)
-    found = await permission_store.select_by_codes(work.con, wanted)  # one query for all
+    found = await permission_store.select_by_codes(
+        work.con, wanted
+    )  # one query for all
     for code in wanted:
         if code not in found:
-            raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field=field))
+            raise Rollback(
+                InvalidInputError(message=f"Unknown permission {code!r}.", field=field)
+            )
     return [found[code].id for code in wanted]
 
 
-async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawberry.ID, *, assign: bool) -> RoleAssignmentResult:
+async def _change_membership(
+    info: Info, user_id: strawberry.ID, role_id: strawberry.ID, *, assign: bool
+) -> RoleAssignmentResult:
     uid, rid = parse_id(user_id, "userId"), parse_id(role_id, "roleId")
     ctx = info.context
     try:
@@ -121,7 +131,9 @@ async def _change_membership(info: Info, user_id: strawberry.ID, role_id: strawb
     return RoleAssignment(target=user, role_row=role, changed=changed)
 
 
-async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant: bool) -> RoleGrantResult:
+async def _change_grant(
+    info: Info, role_id: strawberry.ID, code: str, *, grant: bool
+) -> RoleGrantResult:
     rid = parse_id(role_id, "roleId")
     problem = validate.permission_code(code)
     if problem:
@@ -133,7 +145,11 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
             role = await _locked_role(work, rid)
             permission = await permission_store.select_by_code(work.con, code)
             if permission is None:
-                raise Rollback(InvalidInputError(message=f"Unknown permission {code!r}.", field="code"))
+                raise Rollback(
+                    InvalidInputError(
+                        message=f"Unknown permission {code!r}.", field="code"
+                    )
+                )
             before = await _codes_of_role(work, rid)
             after = {*before, code} if grant else set(before) - {code}
             await rules.change_role(rid, before, after=after, holders_lose=not grant)
@@ -145,49 +161,85 @@ async def _change_grant(info: Info, role_id: strawberry.ID, code: str, *, grant:
                     await rules.guard_holder_remains()
             if changed:
                 if grant:
-                    await work.audit("role.grant_permission", "role", rid, None, {"permission": code})
+                    await work.audit(
+                        "role.grant_permission", "role", rid, None, {"permission": code}
+                    )
                 else:
-                    await work.audit("role.revoke_permission", "role", rid, {"permission": code}, None)
+                    await work.audit(
+                        "role.revoke_permission",
+                        "role",
+                        rid,
+                        {"permission": code},
+                        None,
+                    )
                 work.invalidate(await role_store.holders(work.con, rid))
     except Rollback as rollback:
         return rollback.result  # type: ignore[no-any-return]  # one of this field's results
     forget(ctx.loaders.permissions_by_role_id, rid)
-    return RoleGrant(role_row=role, permission=Permission.from_row(permission), changed=changed)
+    return RoleGrant(
+        role_row=role, permission=Permission.from_row(permission), changed=changed
+    )
 
 
 @strawberry.type
 class RoleMutations:
-    @strawberry.mutation(extensions=needs("roles:write"), description="Idempotent: changed=false when already held.")
-    async def assign_role(self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID) -> RoleAssignmentResult:
+    @strawberry.mutation(
+        extensions=needs("roles:write"),
+        description="Idempotent: changed=false when already held.",
+    )
+    async def assign_role(
+        self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID
+    ) -> RoleAssignmentResult:
         return await _change_membership(info, user_id, role_id, assign=True)
 
-    @strawberry.mutation(extensions=needs("roles:write"), description="Idempotent: changed=false when not held.")
-    async def remove_role(self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID) -> RoleAssignmentResult:
+    @strawberry.mutation(
+        extensions=needs("roles:write"),
+        description="Idempotent: changed=false when not held.",
+    )
+    async def remove_role(
+        self, info: Info, user_id: strawberry.ID, role_id: strawberry.ID
+    ) -> RoleAssignmentResult:
         return await _change_membership(info, user_id, role_id, assign=False)
 
     @strawberry.mutation(extensions=needs("roles:write"))
     async def create_role(self, info: Info, input: CreateRoleInput) -> RoleResult:
-        problem = validate.first_error(validate.role_name(input.name), validate.description(input.description))
+        problem = validate.first_error(
+            validate.role_name(input.name), validate.description(input.description)
+        )
         if problem:
             return problem
         ctx = info.context
         try:
             async with unit_of_work(ctx) as work:
                 rules = await work.rules("roles:write")
-                permission_ids = await _resolve_codes(work, input.permission_codes, "permissionCodes")
+                permission_ids = await _resolve_codes(
+                    work, input.permission_codes, "permissionCodes"
+                )
                 await rules.grant(input.permission_codes)
                 role = await role_store.insert(work.con, input.name, input.description)
                 if role is None:
-                    raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name"))
+                    raise Rollback(
+                        ConflictError(
+                            message=f"A role named {input.name!r} exists.", field="name"
+                        )
+                    )
                 await role_store.replace_grants(work.con, role.id, permission_ids)
-                after = {**snapshot(role, "name", "description"), "permissions": sorted(set(input.permission_codes))}
+                after = {
+                    **snapshot(role, "name", "description"),
+                    "permissions": sorted(set(input.permission_codes)),
+                }
                 await work.audit("role.create", "role", role.id, None, after)
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return RolePayload(role_row=role)
 
-    @strawberry.mutation(extensions=needs("roles:write"), description="A rename refreshes the holders' cached entries.")
-    async def update_role(self, info: Info, id: strawberry.ID, input: UpdateRoleInput) -> RoleResult:
+    @strawberry.mutation(
+        extensions=needs("roles:write"),
+        description="A rename refreshes the holders' cached entries.",
+    )
+    async def update_role(
+        self, info: Info, id: strawberry.ID, input: UpdateRoleInput
+    ) -> RoleResult:
         rid = parse_id(id)
         problem = validate.first_error(
             validate.role_name(input.name) if input.name is not None else None,
@@ -199,14 +251,30 @@ class RoleMutations:
         try:
             async with unit_of_work(ctx) as work:
                 before = await _locked_role(work, rid)
-                await (await work.rules("roles:write")).change_role(rid, await _codes_of_role(work, rid))
+                await (await work.rules("roles:write")).change_role(
+                    rid, await _codes_of_role(work, rid)
+                )
                 try:
-                    async with work.con.transaction():  # savepoint: a taken name is a result
-                        role = await role_store.update(work.con, rid, input.name, input.description)
+                    async with (
+                        work.con.transaction()
+                    ):  # savepoint: a taken name is a result
+                        role = await role_store.update(
+                            work.con, rid, input.name, input.description
+                        )
                 except asyncpg.UniqueViolationError:
-                    raise Rollback(ConflictError(message=f"A role named {input.name!r} exists.", field="name")) from None
+                    raise Rollback(
+                        ConflictError(
+                            message=f"A role named {input.name!r} exists.", field="name"
+                        )
+                    ) from None
                 assert role is not None  # noqa: S101 - row locked above
-                await work.audit("role.update", "role", rid, snapshot(before, "name", "description"), snapshot(role, "name", "description"))
+                await work.audit(
+                    "role.update",
+                    "role",
+                    rid,
+                    snapshot(before, "name", "description"),
+                    snapshot(role, "name", "description"),
+                )
                 if role.name != before.name:  # cached entries carry role names
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
@@ -214,7 +282,10 @@ class RoleMutations:
         forget(ctx.loaders.roles_by_id, rid)
         return RolePayload(role_row=role)
 
-    @strawberry.mutation(extensions=needs("roles:write"), description="Holders lose the role's permissions at once.")
+    @strawberry.mutation(
+        extensions=needs("roles:write"),
+        description="Holders lose the role's permissions at once.",
+    )
     async def delete_role(self, info: Info, id: strawberry.ID) -> DeleteResult:
         rid = parse_id(id)
         ctx = info.context
@@ -227,7 +298,11 @@ class RoleMutations:
                 await rules.change_role(rid, codes, after=(), holders_lose=True)
                 await role_store.delete(work.con, rid)
                 await rules.guard_holder_remains()
-                before = {**snapshot(role, "name", "description"), "permissions": codes, "holders": len(holders)}
+                before = {
+                    **snapshot(role, "name", "description"),
+                    "permissions": codes,
+                    "holders": len(holders),
+                }
                 await work.audit("role.delete", "role", rid, before, None)
                 work.invalidate(holders)
         except Rollback as rollback:
@@ -236,15 +311,24 @@ class RoleMutations:
         return Deleted(id=strawberry.ID(str(rid)), affected_users=len(holders))
 
     @strawberry.mutation(extensions=needs("roles:write"))
-    async def grant_permission(self, info: Info, role_id: strawberry.ID, code: str) -> RoleGrantResult:
+    async def grant_permission(
+        self, info: Info, role_id: strawberry.ID, code: str
+    ) -> RoleGrantResult:
         return await _change_grant(info, role_id, code, grant=True)
 
     @strawberry.mutation(extensions=needs("roles:write"))
-    async def revoke_permission(self, info: Info, role_id: strawberry.ID, code: str) -> RoleGrantResult:
+    async def revoke_permission(
+        self, info: Info, role_id: strawberry.ID, code: str
+    ) -> RoleGrantResult:
         return await _change_grant(info, role_id, code, grant=False)
 
-    @strawberry.mutation(extensions=needs("roles:write"), description="The role's permissions become exactly `codes`.")
-    async def set_role_permissions(self, info: Info, role_id: strawberry.ID, codes: list[str]) -> RoleResult:
+    @strawberry.mutation(
+        extensions=needs("roles:write"),
+        description="The role's permissions become exactly `codes`.",
+    )
+    async def set_role_permissions(
+        self, info: Info, role_id: strawberry.ID, codes: list[str]
+    ) -> RoleResult:
         rid = parse_id(role_id, "roleId")
         ctx = info.context
         try:
@@ -254,11 +338,19 @@ class RoleMutations:
                 before = await _codes_of_role(work, rid)
                 permission_ids = await _resolve_codes(work, codes, "codes")
                 after = sorted(set(codes))
-                await rules.change_role(rid, before, after=after, holders_lose=not set(before) <= set(after))
+                await rules.change_role(
+                    rid, before, after=after, holders_lose=not set(before) <= set(after)
+                )
                 await role_store.replace_grants(work.con, rid, permission_ids)
                 if after != sorted(before):
                     await rules.guard_holder_remains()
-                    await work.audit("role.set_permissions", "role", rid, {"permissions": sorted(before)}, {"permissions": after})
+                    await work.audit(
+                        "role.set_permissions",
+                        "role",
+                        rid,
+                        {"permissions": sorted(before)},
+                        {"permissions": after},
+                    )
                     work.invalidate(await role_store.holders(work.con, rid))
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results

@@ -41,7 +41,9 @@ class Work:
     stale: set[int] = field(default_factory=set)
     stale_all: bool = False
     ticket: Ticket | None = None
-    confirmed: bool = True  # False: Redis missed the invalidation; the outbox replays it
+    confirmed: bool = (
+        True  # False: Redis missed the invalidation; the outbox replays it
+    )
     _rules: delegation.Delegation | None = None
 
     async def rules(self, needs: str | None = None) -> delegation.Delegation:
@@ -56,9 +58,24 @@ class Work:
             self._rules = await delegation.begin(self.con, self.ctx.viewer_id, needs)
         return self._rules
 
-    async def audit(self, action: str, target_type: str, target_id: int | str, before: Any, after: Any) -> None:
-        await audit_store.insert(self.con, self.ctx.viewer_id, action, target_type, target_id, before, after)
-        logger.info("%s actor=%s target=%s:%s", action, self.ctx.viewer_id, target_type, target_id)
+    async def audit(
+        self,
+        action: str,
+        target_type: str,
+        target_id: int | str,
+        before: Any,
+        after: Any,
+    ) -> None:
+        await audit_store.insert(
+            self.con, self.ctx.viewer_id, action, target_type, target_id, before, after
+        )
+        logger.info(
+            "%s actor=%s target=%s:%s",
+            action,
+            self.ctx.viewer_id,
+            target_type,
+            target_id,
+        )
 
     def invalidate(self, user_ids: Iterable[int]) -> None:
         self.stale.update(user_ids)
@@ -73,11 +90,17 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
         try:
             yield work
         except delegation.Denied as denied:  # rolls the transaction back
-            raise Rollback(NotAllowedError(message=denied.message, missing_permissions=denied.missing)) from None
+            raise Rollback(
+                NotAllowedError(
+                    message=denied.message, missing_permissions=denied.missing
+                )
+            ) from None
         except delegation.Unknown as unknown:
             raise Rollback(not_found(unknown.entity, unknown.ident)) from None
         if work.stale_all or work.stale:
-            work.ticket = await ctx.invalidator.record(con, None if work.stale_all else sorted(work.stale))
+            work.ticket = await ctx.invalidator.record(
+                con, None if work.stale_all else sorted(work.stale)
+            )
     # committed
     if work.ticket is not None:
         work.confirmed = await ctx.invalidator.apply(work.ticket)
@@ -92,8 +115,6 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
 
 def snapshot(obj: Any, *names: str) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names}
-
-
 
 
 __all__ = ["Rollback", "Work", "snapshot", "unit_of_work"]

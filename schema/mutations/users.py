@@ -27,14 +27,16 @@ from schema.permissions import needs
 PROFILE = ("email", "display_name", "avatar_url", "is_active")
 
 CreateUserResult = Annotated[
-    UserPayload | InvalidInputError | ConflictError, strawberry.union("CreateUserResult")
+    UserPayload | InvalidInputError | ConflictError,
+    strawberry.union("CreateUserResult"),
 ]
 UpdateUserResult = Annotated[
     UserPayload | NotFoundError | InvalidInputError | ConflictError | NotAllowedError,
     strawberry.union("UpdateUserResult"),
 ]
 SetUserActiveResult = Annotated[
-    UserPayload | NotFoundError | NotAllowedError, strawberry.union("SetUserActiveResult")
+    UserPayload | NotFoundError | NotAllowedError,
+    strawberry.union("SetUserActiveResult"),
 ]
 
 
@@ -43,17 +45,23 @@ class CreateUserInput:
     email: str
     display_name: str = ""
     avatar_url: str | None = None
-    password: str | None = strawberry.field(default=None, description="None: the user cannot log in until one is set.")
+    password: str | None = strawberry.field(
+        default=None, description="None: the user cannot log in until one is set."
+    )
 
 
 @strawberry.input
 class UpdateUserInput:
     email: str | None = None
     display_name: str | None = None
-    avatar_url: str | None = strawberry.field(default=None, description="An empty string removes the avatar.")
+    avatar_url: str | None = strawberry.field(
+        default=None, description="An empty string removes the avatar."
+    )
 
 
-async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUserActiveResult:
+async def _set_active(
+    info: Info, id: strawberry.ID, *, active: bool
+) -> SetUserActiveResult:
     uid = parse_id(id)
     try:
         async with unit_of_work(info.context) as work:
@@ -69,8 +77,11 @@ async def _set_active(info: Info, id: strawberry.ID, *, active: bool) -> SetUser
             if not active:
                 await rules.guard_holder_remains()
             await work.audit(
-                "user.reactivate" if active else "user.deactivate", "user", uid,
-                snapshot(before, "is_active"), snapshot(after, "is_active"),
+                "user.reactivate" if active else "user.deactivate",
+                "user",
+                uid,
+                snapshot(before, "is_active"),
+                snapshot(after, "is_active"),
             )
             work.invalidate([uid])
     except Rollback as rollback:
@@ -99,20 +110,34 @@ class UserMutations:
         try:
             async with unit_of_work(info.context) as work:
                 row = await user_store.insert(
-                    work.con, normalize_email(input.email), input.display_name,
-                    input.avatar_url or None, password_hash,
+                    work.con,
+                    normalize_email(input.email),
+                    input.display_name,
+                    input.avatar_url or None,
+                    password_hash,
                 )
                 if row is None:
-                    raise Rollback(ConflictError(message="That email is already in use.", field="email"))
-                await work.audit("user.create", "user", row.id, None, snapshot(row, *PROFILE))
+                    raise Rollback(
+                        ConflictError(
+                            message="That email is already in use.", field="email"
+                        )
+                    )
+                await work.audit(
+                    "user.create", "user", row.id, None, snapshot(row, *PROFILE)
+                )
                 # an id read before it existed is cached as "unknown": drop that
                 work.invalidate([row.id])
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         return UserPayload(target=row)
 
-    @strawberry.mutation(extensions=needs("users:write"), description="Profile fields only: no permission change.")
-    async def update_user(self, info: Info, id: strawberry.ID, input: UpdateUserInput) -> UpdateUserResult:
+    @strawberry.mutation(
+        extensions=needs("users:write"),
+        description="Profile fields only: no permission change.",
+    )
+    async def update_user(
+        self, info: Info, id: strawberry.ID, input: UpdateUserInput
+    ) -> UpdateUserResult:
         uid = parse_id(id)
         problem = validate.first_error(
             validate.email(input.email) if input.email is not None else None,
@@ -129,28 +154,53 @@ class UserMutations:
                     raise rules.unknown("user", uid)
                 await rules.change_user(uid)
                 after = await user_store.update_profile(
-                    work.con, uid, input.display_name, input.avatar_url or None,
+                    work.con,
+                    uid,
+                    input.display_name,
+                    input.avatar_url or None,
                     clear_avatar=input.avatar_url == "",
                 )
-                if input.email is not None and normalize_email(input.email) != before.email.lower():
+                if (
+                    input.email is not None
+                    and normalize_email(input.email) != before.email.lower()
+                ):
                     try:
                         async with work.con.transaction():
-                            after = await user_store.update_email(work.con, uid, normalize_email(input.email))
+                            after = await user_store.update_email(
+                                work.con, uid, normalize_email(input.email)
+                            )
                     except asyncpg.UniqueViolationError:
-                        raise Rollback(ConflictError(message="That email is already in use.", field="email")) from None
+                        raise Rollback(
+                            ConflictError(
+                                message="That email is already in use.", field="email"
+                            )
+                        ) from None
                 assert after is not None  # noqa: S101 - row locked above
-                await work.audit("user.update", "user", uid, snapshot(before, *PROFILE), snapshot(after, *PROFILE))
+                await work.audit(
+                    "user.update",
+                    "user",
+                    uid,
+                    snapshot(before, *PROFILE),
+                    snapshot(after, *PROFILE),
+                )
         except Rollback as rollback:
             return rollback.result  # type: ignore[no-any-return]  # one of this field's results
         forget(info.context.loaders.users_by_id, uid)
         return UserPayload(target=after)
 
-    @strawberry.mutation(extensions=needs("users:write"), description="The user's tokens stop working at once.")
-    async def deactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:
+    @strawberry.mutation(
+        extensions=needs("users:write"),
+        description="The user's tokens stop working at once.",
+    )
+    async def deactivate_user(
+        self, info: Info, id: strawberry.ID
+    ) -> SetUserActiveResult:
         return await _set_active(info, id, active=False)
 
     @strawberry.mutation(extensions=needs("users:write"))
-    async def reactivate_user(self, info: Info, id: strawberry.ID) -> SetUserActiveResult:
+    async def reactivate_user(
+        self, info: Info, id: strawberry.ID
+    ) -> SetUserActiveResult:
         return await _set_active(info, id, active=True)
 
 

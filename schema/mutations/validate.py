@@ -16,21 +16,30 @@ def email(value: str) -> InvalidInputError | None:
     try:
         normalize_email(value)
     except BadEmail as exc:
-        return InvalidInputError(message=f"Not a valid email address ({exc}): {value[:64]!r}.", field="email")
+        return InvalidInputError(
+            message=f"Not a valid email address ({exc}): {value[:64]!r}.", field="email"
+        )
     return None
 
 
 def display_name(value: str | None) -> InvalidInputError | None:
     if value is not None and len(value) > 100:
-        return InvalidInputError(message="displayName must be at most 100 characters.", field="displayName")
+        return InvalidInputError(
+            message="displayName must be at most 100 characters.", field="displayName"
+        )
     return None
 
 
 def avatar_url(value: str | None) -> InvalidInputError | None:
-    if value is not None and value != "" and (
-        len(value) > 2048 or not value.startswith(("https://", "http://"))
+    if (
+        value is not None
+        and value != ""
+        and (len(value) > 2048 or not value.startswith(("https://", "http://")))
     ):
-        return InvalidInputError(message="avatarUrl must be an http(s) URL of at most 2048 characters.", field="avatarUrl")
+        return InvalidInputError(
+            message="avatarUrl must be an http(s) URL of at most 2048 characters.",
+            field="avatarUrl",
+        )
     return None
 
 
@@ -54,7 +63,9 @@ def permission_code(value: str, field: str = "code") -> InvalidInputError | None
 
 def description(value: str | None) -> InvalidInputError | None:
     if value is not None and len(value) > 1000:
-        return InvalidInputError(message="description must be at most 1000 characters.", field="description")
+        return InvalidInputError(
+            message="description must be at most 1000 characters.", field="description"
+        )
     return None
 
 
@@ -62,4 +73,12 @@ def first_error(*errors: InvalidInputError | None) -> InvalidInputError | None:
     return next((e for e in errors if e is not None), None)
 
 
-__all__ = ["avatar_url", "description", "display_name", "email", "first_error", "permission_code", "role_name"]
+__all__ = [
+    "avatar_url",
+    "description",
+    "display_name",
+    "email",
+    "first_error",
+    "permission_code",
+    "role_name",
+]

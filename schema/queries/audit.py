@@ -11,7 +11,9 @@ from schema.types import AuditConnection, AuditEntry
 
 @strawberry.type
 class AuditQueries:
-    @strawberry.field(extensions=needs("audit:read"), description="Changes, newest first.")
+    @strawberry.field(
+        extensions=needs("audit:read"), description="Changes, newest first."
+    )
     async def audit_log(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> AuditConnection:

@@ -26,7 +26,10 @@ class RoleQueries:
 
     @strawberry.field(extensions=needs("permissions:read"))
     async def permissions(self, info: Info) -> list[Permission]:
-        return [Permission.from_row(r) for r in await permission_store.select_all(info.context.db)]
+        return [
+            Permission.from_row(r)
+            for r in await permission_store.select_all(info.context.db)
+        ]
 
 
 __all__ = ["RoleQueries"]

@@ -12,9 +12,13 @@ from schema.types import User, UserConnection, count_users, entry_answers, wants
 
 @strawberry.input
 class UserFilter:
-    email_contains: str | None = strawberry.field(default=None, description="Case-insensitive substring of the email.")
+    email_contains: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the email."
+    )
     is_active: bool | None = None
-    role: str | None = strawberry.field(default=None, description="Holds the role of this name.")
+    role: str | None = strawberry.field(
+        default=None, description="Holds the role of this name."
+    )
 
 
 @strawberry.type
@@ -68,7 +72,11 @@ class UserQueries:
             # client text goes into the SQL (a costly scan, or text the database
             # refuses): only for a caller allowed to ask
             await _authorize(ctx)
-        rows = await user_store.select_page(ctx.db, after_id, flt, size + 1) if size else []
+        rows = (
+            await user_store.select_page(ctx.db, after_id, flt, size + 1)
+            if size
+            else []
+        )
         page = rows[:size] if wants_access(info) else []
         if texts:
             accesses = await ctx.load_access_page([r.id for r in page]) if page else []
@@ -77,7 +85,9 @@ class UserQueries:
             # the SQL before the check took only validated integers
             accesses = await ctx.load_viewer_with([r.id for r in page])
             ctx.require("users:read")  # before any row is returned
-        return UserConnection.build(rows, size, after_id, count_users(info, flt), accesses if page else None)
+        return UserConnection.build(
+            rows, size, after_id, count_users(info, flt), accesses if page else None
+        )
 
     @strawberry.field(extensions=authenticated(), description="The caller.")
     async def me(self, info: Info) -> User:

@@ -40,7 +40,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(autouse=True)
-async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple[FastAPI, Any]) -> None:
+async def clean(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple[FastAPI, Any]
+) -> None:
     """Every test starts from the seed (base roles, permissions, the admin as id 1),
     an empty Redis and a closed breaker."""
     async with acquire(pool) as con:
@@ -57,7 +59,9 @@ async def clean(pool: asyncpg.Pool, redis_client: aioredis.Redis, running: tuple
 @pytest.fixture
 async def client(running: tuple[FastAPI, Any]) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=running[1])
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as c:
         yield c
 
 

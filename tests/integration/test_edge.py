@@ -22,10 +22,13 @@ from api.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import app_with
 
-LOGIN = 'mutation($e: String!, $p: String!) { login(email: $e, password: $p) { __typename ... on AuthPayload { user { email } } } }'
+LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { __typename ... on AuthPayload { user { email } } } }"
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=5,
 )
 
@@ -41,87 +44,202 @@ async def either(request: pytest.FixtureRequest, settings: Settings) -> Any:
         yield client
 
 
-async def test_bodies_that_are_not_a_json_object_are_a_coded_400(either: httpx.AsyncClient) -> None:
-    for body in [b'"a string"', b"42", b"[1, 2]", b"null", b"\xff\xfe{}", b'{"query": "\\ud800"}', b"{", b""]:
-        response = await either.post("/graphql", content=body, headers={"content-type": "application/json"})
+async def test_bodies_that_are_not_a_json_object_are_a_coded_400(
+    either: httpx.AsyncClient,
+) -> None:
+    for body in [
+        b'"a string"',
+        b"42",
+        b"[1, 2]",
+        b"null",
+        b"\xff\xfe{}",
+        b'{"query": "\\ud800"}',
+        b"{",
+        b"",
+    ]:
+        response = await either.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400, (body, response.text)
         assert coded(response) == "BAD_REQUEST"
-    wrong_types = [{"query": 1}, {"query": "{ __typename }", "variables": []}, {"query": "{ __typename }", "operationName": 3}]
+    wrong_types = [
+        {"query": 1},
+        {"query": "{ __typename }", "variables": []},
+        {"query": "{ __typename }", "operationName": 3},
+    ]
     for payload in wrong_types:
         response = await either.post("/graphql", json=payload)
         assert response.status_code == 400 and coded(response) == "BAD_REQUEST", payload
 
 
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=json_values.filter(lambda v: not isinstance(v, dict)), noise=st.binary(max_size=40))
-async def test_any_body_gets_a_coded_answer(client: httpx.AsyncClient, value: Any, noise: bytes) -> None:
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    value=json_values.filter(lambda v: not isinstance(v, dict)),
+    noise=st.binary(max_size=40),
+)
+async def test_any_body_gets_a_coded_answer(
+    client: httpx.AsyncClient, value: Any, noise: bytes
+) -> None:
     for body in (json.dumps(value).encode(), noise):
-        response = await client.post("/graphql", content=body, headers={"content-type": "application/json"})
+        response = await client.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code in (200, 400), response.text
         assert response.headers["content-type"].startswith("application/json")
-        assert coded(response) in {"BAD_REQUEST", "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
+        assert coded(response) in {
+            "BAD_REQUEST",
+            "GRAPHQL_PARSE_FAILED",
+            "GRAPHQL_VALIDATION_FAILED",
+        }
 
 
 async def test_one_content_type_rule_for_both_paths(either: httpx.AsyncClient) -> None:
     document = {"query": "{ __typename }"}
     import orjson
 
-    for spelling in ["application/json", "Application/JSON", "application/json; charset=utf-8"]:
+    for spelling in [
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=utf-8",
+    ]:
         for _ in range(3):  # the third time on the lane's prepared path, when it is on
-            response = await either.post("/graphql", content=orjson.dumps(document), headers={"content-type": spelling})
-            assert response.status_code == 200 and response.json() == {"data": {"__typename": "Query"}}, spelling
-    for spelling in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""]:
-        response = await either.post("/graphql", content=orjson.dumps(document), headers={"content-type": spelling})
-        assert response.status_code == 415 and coded(response) == "UNSUPPORTED_MEDIA_TYPE", spelling
+            response = await either.post(
+                "/graphql",
+                content=orjson.dumps(document),
+                headers={"content-type": spelling},
+            )
+            assert response.status_code == 200 and response.json() == {
+                "data": {"__typename": "Query"}
+            }, spelling
+    for spelling in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+        "",
+    ]:
+        response = await either.post(
+            "/graphql",
+            content=orjson.dumps(document),
+            headers={"content-type": spelling},
+        )
+        assert (
+            response.status_code == 415 and coded(response) == "UNSUPPORTED_MEDIA_TYPE"
+        ), spelling
 
 
 async def test_responses_are_never_stored_or_sniffed(either: httpx.AsyncClient) -> None:
-    login = await either.post("/graphql", json={"query": LOGIN, "variables": {"e": "admin@permgraph.local", "p": ADMIN_PASSWORD}})
+    login = await either.post(
+        "/graphql",
+        json={
+            "query": LOGIN,
+            "variables": {"e": "admin@permgraph.local", "p": ADMIN_PASSWORD},
+        },
+    )
     assert login.json()["data"]["login"]["__typename"] == "AuthPayload"
-    for response in [login, await either.get("/healthz"), await either.post("/graphql", content=b"x", headers={"content-type": "text/plain"})]:
+    for response in [
+        login,
+        await either.get("/healthz"),
+        await either.post(
+            "/graphql", content=b"x", headers={"content-type": "text/plain"}
+        ),
+    ]:
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_a_websocket_upgrade_is_refused_cleanly(running: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_websocket_upgrade_is_refused_cleanly(
+    running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """As an ASGI server hands it over: a close before accept is an HTTP 403."""
     caplog.set_level(logging.WARNING)
     sent: list[dict[str, Any]] = []
     incoming = [{"type": "websocket.connect"}]
 
     async def receive() -> dict[str, Any]:
-        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+        return (
+            incoming.pop(0)
+            if incoming
+            else {"type": "websocket.disconnect", "code": 1000}
+        )
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     scope = {
-        "type": "websocket", "asgi": {"version": "3.0"}, "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
-        "headers": [(b"sec-websocket-protocol", b"graphql-transport-ws")], "subprotocols": ["graphql-transport-ws"],
-        "scheme": "ws", "server": ("testserver", 80), "client": ("127.0.0.1", 1234), "root_path": "", "state": {},
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "headers": [(b"sec-websocket-protocol", b"graphql-transport-ws")],
+        "subprotocols": ["graphql-transport-ws"],
+        "scheme": "ws",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+        "root_path": "",
+        "state": {},
     }
     await running[1](scope, receive, send)
     assert [m["type"] for m in sent] == ["websocket.close"] and sent[0]["code"] == 1008
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_emails_are_one_spelling_per_mailbox(client: httpx.AsyncClient, admin_token: str) -> None:
-    create = 'mutation($e: String!) { createUser(input: {email: $e}) { __typename ... on UserPayload { user { email } } ... on InvalidInputError { field } } }'
+async def test_emails_are_one_spelling_per_mailbox(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    create = "mutation($e: String!) { createUser(input: {email: $e}) { __typename ... on UserPayload { user { email } } ... on InvalidInputError { field } } }"
 
     async def outcome(email: str) -> Any:
-        response = await client.post("/graphql", json={"query": create, "variables": {"e": email}}, headers={"Authorization": f"Bearer {admin_token}"})
+        response = await client.post(
+            "/graphql",
+            json={"query": create, "variables": {"e": email}},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
         return response.json()["data"]["createUser"]
 
-    assert await outcome("New.User@Example.COM") == {"__typename": "UserPayload", "user": {"email": "new.user@example.com"}}
-    assert await outcome("\uff2eew.user@example.com") == {"__typename": "ConflictError"}  # fullwidth N: the same mailbox
-    assert await outcome("adm\u200bin@permgraph.local") == {"__typename": "InvalidInputError", "field": "email"}  # zero-width space
-    assert await outcome("adm\u0456n@permgraph.local") == {"__typename": "InvalidInputError", "field": "email"}  # Cyrillic i
-    assert await outcome("\u0130van@example.com") == {"__typename": "InvalidInputError", "field": "email"}  # dotted capital I
-    assert await outcome("\u0438\u0432\u0430\u043d@example.com") == {"__typename": "UserPayload", "user": {"email": "\u0438\u0432\u0430\u043d@example.com"}}
+    assert await outcome("New.User@Example.COM") == {
+        "__typename": "UserPayload",
+        "user": {"email": "new.user@example.com"},
+    }
+    assert await outcome("\uff2eew.user@example.com") == {
+        "__typename": "ConflictError"
+    }  # fullwidth N: the same mailbox
+    assert await outcome("adm\u200bin@permgraph.local") == {
+        "__typename": "InvalidInputError",
+        "field": "email",
+    }  # zero-width space
+    assert await outcome("adm\u0456n@permgraph.local") == {
+        "__typename": "InvalidInputError",
+        "field": "email",
+    }  # Cyrillic i
+    assert await outcome("\u0130van@example.com") == {
+        "__typename": "InvalidInputError",
+        "field": "email",
+    }  # dotted capital I
+    assert await outcome("\u0438\u0432\u0430\u043d@example.com") == {
+        "__typename": "UserPayload",
+        "user": {"email": "\u0438\u0432\u0430\u043d@example.com"},
+    }
     for email in ["ADMIN@PermGraph.local", "\uff41dmin@permgraph.local"]:
-        login = await client.post("/graphql", json={"query": LOGIN, "variables": {"e": email, "p": ADMIN_PASSWORD}})
-        assert login.json()["data"]["login"] == {"__typename": "AuthPayload", "user": {"email": "admin@permgraph.local"}}, email
-    look_alike = await client.post("/graphql", json={"query": LOGIN, "variables": {"e": "\u0130dmin@permgraph.local", "p": ADMIN_PASSWORD}})
+        login = await client.post(
+            "/graphql",
+            json={"query": LOGIN, "variables": {"e": email, "p": ADMIN_PASSWORD}},
+        )
+        assert login.json()["data"]["login"] == {
+            "__typename": "AuthPayload",
+            "user": {"email": "admin@permgraph.local"},
+        }, email
+    look_alike = await client.post(
+        "/graphql",
+        json={
+            "query": LOGIN,
+            "variables": {"e": "\u0130dmin@permgraph.local", "p": ADMIN_PASSWORD},
+        },
+    )
     assert look_alike.json()["data"]["login"]["__typename"] == "AuthError"
 
 
@@ -129,10 +247,17 @@ async def test_metrics_are_a_setting(settings: Settings) -> None:
     async with app_with(settings, environment="prod", graphql_ide=None) as (client, _):
         assert (await client.get("/metrics")).status_code == 404
     token = "m" * 40
-    async with app_with(settings, environment="prod", graphql_ide=None, metrics_token=SecretStr(token)) as (client, _):
+    async with app_with(
+        settings, environment="prod", graphql_ide=None, metrics_token=SecretStr(token)
+    ) as (client, _):
         assert (await client.get("/metrics")).status_code == 401
-        assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (
+            await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
+        ).status_code == 401
         ok = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and "permissions_cache_hits_total" in ok.text
-    async with app_with(settings) as (client, _):  # dev and test: open unless a token is set
+    async with app_with(settings) as (
+        client,
+        _,
+    ):  # dev and test: open unless a token is set
         assert (await client.get("/metrics")).status_code == 200

@@ -29,17 +29,23 @@ def private_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     home.chmod(0o700)
     clone = home / "permgraph"
-    copy = embedded._copy_install(embedded._postgres_bin(), clone / ".venv" / "site-packages")
+    copy = embedded._copy_install(
+        embedded._postgres_bin(), clone / ".venv" / "site-packages"
+    )
     monkeypatch.setattr(embedded, "_postgres_bin", lambda: copy)
     return clone
 
 
-async def test_postgres_starts_from_a_private_directory_and_keeps_its_data(private_clone: Path) -> None:
+async def test_postgres_starts_from_a_private_directory_and_keeps_its_data(
+    private_clone: Path,
+) -> None:
     data_dir = private_clone / ".data" / "postgres"
     pg = EmbeddedPostgres(data_dir).start()
     try:
         con = await asyncpg.connect(pg.url)
-        await con.execute("create table kept (v text); insert into kept values ('demo')")
+        await con.execute(
+            "create table kept (v text); insert into kept values ('demo')"
+        )
         await con.close()
         pg.stop()
         pg = EmbeddedPostgres(data_dir).start()  # `make run` again: same data
@@ -56,7 +62,9 @@ async def test_postgres_starts_from_a_private_directory_and_keeps_its_data(priva
         assert reachable(data_dir.resolve(), embedded._run_as())
 
 
-async def test_throwaway_postgres_and_redis_from_a_private_directory_leave_nothing(private_clone: Path) -> None:
+async def test_throwaway_postgres_and_redis_from_a_private_directory_leave_nothing(
+    private_clone: Path,
+) -> None:
     base = private_clone / "tmp"
     pg = EmbeddedPostgres(base / "postgres", durable=False).start()
     rd = EmbeddedRedis(base / "redis").start()

@@ -37,7 +37,11 @@ class Faulty:
 
 def _via(url: str, proxy: FaultProxy) -> str:
     parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")).geturl()
+    return parts._replace(
+        netloc=parts.netloc.replace(
+            f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}"
+        )
+    ).geturl()
 
 
 @asynccontextmanager
@@ -45,19 +49,29 @@ async def faulty_app(settings: Settings, **changes: Any) -> AsyncIterator[Faulty
     r, p = urlsplit(settings.redis_url), urlsplit(settings.database_url)
     redis_proxy = await FaultProxy(r.hostname or "127.0.0.1", r.port or 6379).start()
     pg_proxy = await FaultProxy(p.hostname or "127.0.0.1", p.port or 5432).start()
-    app_settings = settings.model_copy(update={
-        "redis_url": _via(settings.redis_url, redis_proxy),
-        "database_url": _via(settings.database_url, pg_proxy),
-        "db_acquire_timeout_s": 0.5,
-        "db_connect_timeout_s": 1.0,
-        **changes,
-    })
+    app_settings = settings.model_copy(
+        update={
+            "redis_url": _via(settings.redis_url, redis_proxy),
+            "database_url": _via(settings.database_url, pg_proxy),
+            "db_acquire_timeout_s": 0.5,
+            "db_connect_timeout_s": 1.0,
+            **changes,
+        }
+    )
     application = create_app(app_settings)
     try:
         async with LifespanManager(application) as manager:
             transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield Faulty(client, application.state.resources, redis_proxy, pg_proxy, token_for(1, settings))
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver"
+            ) as client:
+                yield Faulty(
+                    client,
+                    application.state.resources,
+                    redis_proxy,
+                    pg_proxy,
+                    token_for(1, settings),
+                )
     finally:
         await redis_proxy.stop()
         await pg_proxy.stop()
@@ -77,14 +91,20 @@ def perms_query(uid: int) -> str:
     return '{ user(id: "%d") { permissions hasPermission(code: "users:write") } }' % uid
 
 
-async def answer(client: httpx.AsyncClient, query: str, token: str) -> tuple[Any, list[str]]:
-    response = await client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"})
+async def answer(
+    client: httpx.AsyncClient, query: str, token: str
+) -> tuple[Any, list[str]]:
+    response = await client.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
+    )
     body = response.json()
     return body.get("data"), codes(body)
 
 
 @pytest.mark.parametrize("mode", ["refuse", "reset", "blackhole"])
-async def test_redis_faults_answer_from_postgres(settings: Settings, editor: int, mode: Mode) -> None:
+async def test_redis_faults_answer_from_postgres(
+    settings: Settings, editor: int, mode: Mode
+) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)  # warm
         await f.redis.set(mode)
@@ -101,7 +121,9 @@ async def test_redis_faults_answer_from_postgres(settings: Settings, editor: int
         assert not f.state["cache"].breaker.is_open
 
 
-async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(settings: Settings, editor: int, redis_client: aioredis.Redis) -> None:
+async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(
+    settings: Settings, editor: int, redis_client: aioredis.Redis
+) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)
         await f.redis.set("delay", 0.01)  # well within the 50 ms test timeout
@@ -121,14 +143,20 @@ async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_sti
     async with acquire(pool) as con:
         cold = await insert_user(con, "cold@example.com", roles=["viewer"])
     async with faulty_app(settings) as f:
-        warm = await gql(f.client, perms_query(editor), token=f.token)  # editor's entry (and the admin's) cached
+        warm = await gql(
+            f.client, perms_query(editor), token=f.token
+        )  # editor's entry (and the admin's) cached
         await f.postgres.set("refuse")
         # the cached entry answers "what may this user do?" without PostgreSQL
         # (no mutation can commit meanwhile, so it cannot be stale)
         data, errs = await answer(f.client, perms_query(editor), f.token)
         assert errs == [] and data == warm["data"]
         # a miss, or anything that needs a row, is a coded error: never an empty list
-        for query in (perms_query(cold), '{ user(id: "%d") { email permissions } }' % editor, "{ me { permissions } }"):
+        for query in (
+            perms_query(cold),
+            '{ user(id: "%d") { email permissions } }' % editor,
+            "{ me { permissions } }",
+        ):
             data, errs = await answer(f.client, query, f.token)
             assert errs == ["SERVICE_UNAVAILABLE"], (query, data, errs)
         await f.postgres.set("pass")
@@ -136,20 +164,32 @@ async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_sti
         assert errs == [] and data["user"]["permissions"] == VIEWER
 
 
-async def test_pool_exhaustion_is_a_quick_coded_error_and_the_pool_recovers(settings: Settings, editor: int) -> None:
-    async with faulty_app(settings, db_pool_min_size=1, db_pool_max_size=1, db_acquire_timeout_s=0.2) as f:
+async def test_pool_exhaustion_is_a_quick_coded_error_and_the_pool_recovers(
+    settings: Settings, editor: int
+) -> None:
+    async with faulty_app(
+        settings, db_pool_min_size=1, db_pool_max_size=1, db_acquire_timeout_s=0.2
+    ) as f:
         await gql(f.client, perms_query(editor), token=f.token)
         db = f.state["db"]
         async with db.pool.acquire():  # the only connection is busy
             started = time.perf_counter()
-            data, errs = await answer(f.client, '{ user(id: "%d") { email } }' % editor, f.token)
-            assert errs == ["SERVICE_BUSY"]  # the database answers: busy, not down (test_limits.py)
+            data, errs = await answer(
+                f.client, '{ user(id: "%d") { email } }' % editor, f.token
+            )
+            assert errs == [
+                "SERVICE_BUSY"
+            ]  # the database answers: busy, not down (test_limits.py)
             assert time.perf_counter() - started < 1.0
-        data, errs = await answer(f.client, '{ user(id: "%d") { email } }' % editor, f.token)
+        data, errs = await answer(
+            f.client, '{ user(id: "%d") { email } }' % editor, f.token
+        )
         assert errs == [] and data["user"]["email"] == "f@example.com"
 
 
-async def test_terminated_backends_give_coded_errors_then_recover(settings: Settings, editor: int, pool: asyncpg.Pool) -> None:
+async def test_terminated_backends_give_coded_errors_then_recover(
+    settings: Settings, editor: int, pool: asyncpg.Pool
+) -> None:
     async with faulty_app(settings) as f:
         await gql(f.client, perms_query(editor), token=f.token)
         async with acquire(pool) as con:
@@ -159,7 +199,9 @@ async def test_terminated_backends_give_coded_errors_then_recover(settings: Sett
         assert killed >= 1
         outcomes = []
         for _ in range(4):
-            data, errs = await answer(f.client, '{ user(id: "%d") { email permissions } }' % editor, f.token)
+            data, errs = await answer(
+                f.client, '{ user(id: "%d") { email permissions } }' % editor, f.token
+            )
             assert errs in ([], ["SERVICE_UNAVAILABLE"])
             if not errs:
                 assert data["user"] == {"email": "f@example.com", "permissions": EDITOR}
@@ -176,8 +218,12 @@ async def test_an_invalidation_redis_missed_is_replayed_before_the_cache_is_trus
         await gql(f.client, perms_query(editor), token=f.token)
         assert await redis_client.get(f"permissions:user:{editor}") is not None
         await f.redis.set("blackhole")
-        body = await gql(f.client, "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } } }",
-                         {"u": str(editor), "r": str(editor_role)}, token=f.token)
+        body = await gql(
+            f.client,
+            "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } } }",
+            {"u": str(editor), "r": str(editor_role)},
+            token=f.token,
+        )
         assert body["data"]["removeRole"]["changed"] is True
         # this instance no longer trusts Redis: it answers from PostgreSQL
         assert f.state["cache"].trusted is False
@@ -202,35 +248,56 @@ async def test_an_invalidation_redis_missed_is_replayed_before_the_cache_is_trus
 
 
 async def test_a_transaction_that_fails_at_commit_invalidates_nothing_and_grants_nothing(
-    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis, resources: State
+    client: httpx.AsyncClient,
+    admin_token: str,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    resources: State,
 ) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "c@example.com", roles=["viewer"])
         admin_role = await con.fetchval("select id from roles where name = 'admin'")
         # a deferred constraint: checked only at COMMIT
-        await con.execute("""
+        await con.execute(
+            """
             create or replace function fail_at_commit() returns trigger language plpgsql as $$
             begin raise exception 'refused at commit'; end $$;
             create constraint trigger user_roles_fail_at_commit after insert on user_roles
             deferrable initially deferred for each row when (new.user_id = %d) execute function fail_at_commit();
-        """ % uid)
+        """
+            % uid
+        )
     try:
         await gql(client, perms_query(uid), token=admin_token)  # cached
         outbox_before = await redis_client.get(f"permissions:user:{uid}:gen")
-        response = await client.post("/graphql", json={"query": "mutation($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r) { __typename } }",
-                                                       "variables": {"u": str(uid), "r": str(admin_role)}},
-                                     headers={"Authorization": f"Bearer {admin_token}"})
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($u: ID!, $r: ID!) { assignRole(userId: $u, roleId: $r) { __typename } }",
+                "variables": {"u": str(uid), "r": str(admin_role)},
+            },
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
         body = response.json()
         assert codes(body) == ["INTERNAL_SERVER_ERROR"]
         assert "refused at commit" not in response.text  # no internals
-        assert await redis_client.get(f"permissions:user:{uid}") is not None  # nothing invalidated
+        assert (
+            await redis_client.get(f"permissions:user:{uid}") is not None
+        )  # nothing invalidated
         assert await redis_client.get(f"permissions:user:{uid}:gen") == outbox_before
         async with acquire(pool) as con:
-            assert await con.fetchval("select count(*) from user_roles where user_id = $1", uid) == 1
+            assert (
+                await con.fetchval(
+                    "select count(*) from user_roles where user_id = $1", uid
+                )
+                == 1
+            )
             assert await con.fetchval("select count(*) from audit_log") == 0
             assert await con.fetchval("select count(*) from cache_outbox") == 0
         data = (await gql(client, perms_query(uid), token=admin_token))["data"]
         assert data["user"]["permissions"] == VIEWER
     finally:
         async with acquire(pool) as con:
-            await con.execute("drop trigger if exists user_roles_fail_at_commit on user_roles; drop function if exists fail_at_commit()")
+            await con.execute(
+                "drop trigger if exists user_roles_fail_at_commit on user_roles; drop function if exists fail_at_commit()"
+            )

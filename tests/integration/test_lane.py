@@ -24,7 +24,12 @@ LANE = "graphql_prepared_requests_total"
 
 
 async def twice(
-    client: httpx.AsyncClient, query: str, variables: Any = None, *, token: str | None = None, operation_name: str | None = None,
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Any = None,
+    *,
+    token: str | None = None,
+    operation_name: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[httpx.Response, httpx.Response, float]:
     """(full path response, second response, lane requests during the second):
@@ -35,7 +40,10 @@ async def twice(
         body["variables"] = variables
     if operation_name is not None:
         body["operationName"] = operation_name
-    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    sent = {
+        **(headers or {}),
+        **({"Authorization": f"Bearer {token}"} if token else {}),
+    }
     before = metric(LANE)
     await client.post("/graphql", json=body, headers=sent)
     first = await client.post("/graphql", json=body, headers=sent)
@@ -52,68 +60,135 @@ def same(first: httpx.Response, second: httpx.Response) -> dict[str, Any]:
 
 
 CASES = [
-    ('{ user(id: "1") { id email isActive roles { name } permissions hasPermission(code: "users:read") } }', None, None),
-    ('{ users(first: 3) { totalCount edges { cursor node { id permissions } } pageInfo { hasNextPage endCursor } } }', None, None),
-    ('{ me { email roles { name } } roles { name permissions { code } } }', None, None),
+    (
+        '{ user(id: "1") { id email isActive roles { name } permissions hasPermission(code: "users:read") } }',
+        None,
+        None,
+    ),
+    (
+        "{ users(first: 3) { totalCount edges { cursor node { id permissions } } pageInfo { hasNextPage endCursor } } }",
+        None,
+        None,
+    ),
+    ("{ me { email roles { name } } roles { name permissions { code } } }", None, None),
     ('{ user(id: "999999") { id } }', None, None),  # NOT_FOUND
-    ('{ users(first: 100000) { totalCount } }', None, None),  # BAD_USER_INPUT
-    ('query Q($id: ID!) { user(id: $id) { id email } }', {"id": "1"}, None),
-    ('query Q($id: ID!) { user(id: $id) { id } }', {"id": {"not": "an id"}}, None),  # variable coercion
-    ('query Q($id: ID!) { user(id: $id) { id } }', {}, None),  # missing variable
-    ('query A { me { id } } query B { roles { name } }', None, "B"),
+    ("{ users(first: 100000) { totalCount } }", None, None),  # BAD_USER_INPUT
+    ("query Q($id: ID!) { user(id: $id) { id email } }", {"id": "1"}, None),
+    (
+        "query Q($id: ID!) { user(id: $id) { id } }",
+        {"id": {"not": "an id"}},
+        None,
+    ),  # variable coercion
+    ("query Q($id: ID!) { user(id: $id) { id } }", {}, None),  # missing variable
+    ("query A { me { id } } query B { roles { name } }", None, "B"),
 ]
 
 
 @pytest.mark.parametrize(("query", "variables", "operation_name"), CASES)
 async def test_the_lane_answers_what_the_full_path_answers(
-    client: httpx.AsyncClient, admin_token: str, query: str, variables: Any, operation_name: str | None
+    client: httpx.AsyncClient,
+    admin_token: str,
+    query: str,
+    variables: Any,
+    operation_name: str | None,
 ) -> None:
-    first, second, lane = await twice(client, query, variables, token=admin_token, operation_name=operation_name)
+    first, second, lane = await twice(
+        client, query, variables, token=admin_token, operation_name=operation_name
+    )
     same(first, second)
     assert lane == 1
-    assert "INTERNAL_SERVER_ERROR" not in first.text  # every case here is the client's doing or none
+    assert (
+        "INTERNAL_SERVER_ERROR" not in first.text
+    )  # every case here is the client's doing or none
 
 
-async def test_a_variable_that_does_not_coerce_is_bad_user_input(client: httpx.AsyncClient, admin_token: str) -> None:
-    first, _, _ = await twice(client, "query Q($id: ID!) { user(id: $id) { id } }", {"id": {"not": "an id"}}, token=admin_token)
+async def test_a_variable_that_does_not_coerce_is_bad_user_input(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    first, _, _ = await twice(
+        client,
+        "query Q($id: ID!) { user(id: $id) { id } }",
+        {"id": {"not": "an id"}},
+        token=admin_token,
+    )
     error = first.json()["errors"][0]
     assert error["extensions"] == {"code": "BAD_USER_INPUT"}
     assert error["message"].startswith("Variable '$id' has invalid value")
 
 
-async def test_denials_are_the_same_in_the_lane(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+async def test_denials_are_the_same_in_the_lane(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
     async with acquire(pool) as con:
         nobody = await insert_user(con, "nobody@example.com")
         gone = await insert_user(con, "gone@example.com", roles=["admin"], active=False)
-    first, second, lane = await twice(client, '{ user(id: "1") { id permissions } }', token=token_for(nobody, settings))
-    assert same(first, second)["errors"][0]["extensions"]["code"] == "FORBIDDEN" and lane == 1
-    first, second, lane = await twice(client, "{ roles { name } }", token=token_for(gone, settings))
-    assert same(first, second)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and lane == 1
+    first, second, lane = await twice(
+        client,
+        '{ user(id: "1") { id permissions } }',
+        token=token_for(nobody, settings),
+    )
+    assert (
+        same(first, second)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        and lane == 1
+    )
+    first, second, lane = await twice(
+        client, "{ roles { name } }", token=token_for(gone, settings)
+    )
+    assert (
+        same(first, second)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        and lane == 1
+    )
     first, second, lane = await twice(client, '{ user(id: "1") { id } }')  # anonymous
-    assert same(first, second)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and lane == 1
+    assert (
+        same(first, second)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        and lane == 1
+    )
 
 
-async def test_what_the_lane_leaves_to_the_app(client: httpx.AsyncClient, admin_token: str) -> None:
+async def test_what_the_lane_leaves_to_the_app(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
     # a token that does not verify: the app answers 401 with its header
-    first, second, lane = await twice(client, "{ roles { name } }", token=admin_token[:-4] + "AAAA")
+    first, second, lane = await twice(
+        client, "{ roles { name } }", token=admin_token[:-4] + "AAAA"
+    )
     assert first.status_code == second.status_code == 401 and lane == 0
     assert second.headers["www-authenticate"].startswith("Bearer")
     # mutations never take the lane (and run each time)
     code = "lane:" + "".join(random.choices(string.ascii_lowercase, k=10))
-    first, second, lane = await twice(client, 'mutation { createPermission(code: "%s") { __typename } }' % code, token=admin_token)
-    created, again = (r.json()["data"]["createPermission"]["__typename"] for r in (first, second))
-    assert lane == 0 and (created, again) == ("ConflictError", "ConflictError")  # it ran each time
+    first, second, lane = await twice(
+        client,
+        'mutation { createPermission(code: "%s") { __typename } }' % code,
+        token=admin_token,
+    )
+    created, again = (
+        r.json()["data"]["createPermission"]["__typename"] for r in (first, second)
+    )
+    assert lane == 0 and (created, again) == (
+        "ConflictError",
+        "ConflictError",
+    )  # it ran each time
     # a document that failed validation is never remembered
     deep = "{ me { roles { members { edges { node { roles { members { edges { node { id } } } } } } } } } }"
     first, second, lane = await twice(client, deep, token=admin_token)
-    assert same(first, second)["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and lane == 0
+    assert (
+        same(first, second)["errors"][0]["extensions"]["code"]
+        == "GRAPHQL_VALIDATION_FAILED"
+        and lane == 0
+    )
     # an operation name the document does not have, and extra request keys
-    first, second, lane = await twice(client, "query A { me { id } }", token=admin_token, operation_name="Nope")
+    first, second, lane = await twice(
+        client, "query A { me { id } }", token=admin_token, operation_name="Nope"
+    )
     assert first.status_code == second.status_code and lane == 0
     body = {"query": "{ me { id } }", "extensions": {"persistedQuery": {}}}
-    await client.post("/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"})
+    await client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
     before = metric(LANE)
-    await client.post("/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"})
+    await client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
     assert metric(LANE) == before
 
 
@@ -124,10 +199,18 @@ async def test_internal_errors_are_masked_in_the_lane_too(
         raise RuntimeError("secret internals: password=hunter2")
 
     monkeypatch.setattr(role_store, "select_all", broken)
-    first, second, lane = await twice(client, "{ roles { name } }", token=admin_token, headers={"X-Request-Id": "req-lane"})
+    first, second, lane = await twice(
+        client,
+        "{ roles { name } }",
+        token=admin_token,
+        headers={"X-Request-Id": "req-lane"},
+    )
     body = same(first, second)
     assert lane == 1 and "hunter2" not in second.text
-    assert body["errors"][0]["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-lane"}
+    assert body["errors"][0]["extensions"] == {
+        "code": "INTERNAL_SERVER_ERROR",
+        "requestId": "req-lane",
+    }
 
 
 def test_prepared_documents_are_bounded_and_kept_from_the_second_sighting() -> None:
@@ -139,4 +222,8 @@ def test_prepared_documents_are_bounded_and_kept_from_the_second_sighting() -> N
     assert prepared.get("{ a }") is not None  # used: now the most recent
     prepared.remember("{ c }", parse("{ c }"))
     prepared.remember("{ c }", parse("{ c }"))
-    assert len(prepared) == 2 and prepared.get("{ b }") is None and prepared.get("{ a }") is not None
+    assert (
+        len(prepared) == 2
+        and prepared.get("{ b }") is None
+        and prepared.get("{ a }") is not None
+    )

@@ -449,7 +449,9 @@ async def test_lone_surrogate_in_a_password_or_token(
         query, variables = document(world, case, value)
         variables["currentPassword"] = ADMIN_PASSWORD
         status, body = await send(world, ADMIN, query, variables)
-        assert status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
+        assert (
+            status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        ), body
         return
     await check(world, case, value, caplog)
 

@@ -45,11 +45,17 @@ async def commandstats(client: aioredis.Redis) -> dict[str, int]:
 
 async def redis_calls(client: aioredis.Redis, before: dict[str, int]) -> dict[str, int]:
     after = await commandstats(client)
-    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and k != "info"}
+    return {
+        k: after[k] - before.get(k, 0)
+        for k in after
+        if after[k] != before.get(k, 0) and k != "info"
+    }
 
 
 @pytest.mark.parametrize("n", [1, 10, 100, 1000])
-async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_one_mget_one_sql_one_write_back_per_batch(
+    n: int, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         await seed(con, users=n)
     ids = list(range(2, n + 2))  # synthetic users follow the admin (id 1)
@@ -63,7 +69,9 @@ async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: Stat
     assert all(a is not None and a.user_id == u for a, u in zip(cold, ids, strict=True))
     assert sql.permission_sql == 1 and len(sql.statements) == 1
     assert calls.get("mget") == 1
-    assert calls.get("evalsha", 0) + calls.get("eval", 0) == 1  # the whole write-back, one script call
+    assert (
+        calls.get("evalsha", 0) + calls.get("eval", 0) == 1
+    )  # the whole write-back, one script call
     assert cold_trips == 2  # MGET + write-back
 
     before, trips = await commandstats(redis_client), CountingConnection.round_trips
@@ -77,13 +85,20 @@ async def test_one_mget_one_sql_one_write_back_per_batch(n: int, resources: Stat
 
 @pytest.mark.parametrize("n", [1, 10, 100, 1000])
 async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_query(
-    n: int, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis
+    n: int,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
 ) -> None:
     async with acquire(pool) as con:
         await seed(con, users=n)
     # after the admin (id 1): a page of synthetic users; the caller's own entry
     # travels in the same MGET as the page's (schema/viewer.py)
-    query = '{ users(first: %d, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }' % n
+    query = (
+        '{ users(first: %d, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }'
+        % n
+    )
     for temperature in ("cold", "warm"):
         before, trips = await commandstats(redis_client), CountingConnection.round_trips
         with counting_sql() as sql:
@@ -93,76 +108,138 @@ async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_q
         assert calls["mget"] == 1, temperature
         assert sql.permission_sql == (1 if temperature == "cold" else 0)
         # cold: the MGET and the write-back; warm: the MGET alone
-        assert CountingConnection.round_trips - trips == (2 if temperature == "cold" else 1)
+        assert CountingConnection.round_trips - trips == (
+            2 if temperature == "cold" else 1
+        )
 
 
-async def test_user_list_authorizes_before_returning_rows(client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+async def test_user_list_authorizes_before_returning_rows(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
     async with acquire(pool) as con:
         await con.execute("insert into roles (name) values ('nobody')")
         uid = await insert_user(con, "nope@example.com", roles=["nobody"])
     with counting_sql() as sql:
-        anonymous = await gql(client, "{ users { edges { node { email } } } }", expect_errors=True)
+        anonymous = await gql(
+            client, "{ users { edges { node { email } } } }", expect_errors=True
+        )
     assert codes(anonymous) == ["UNAUTHENTICATED"] and anonymous["data"] is None
     assert sql.statements == []  # refused before any I/O
-    for query in ['{ users { edges { node { email } } } }', '{ user(id: "1") { email } }']:
-        denied = await gql(client, query, token=token_for(uid, settings), expect_errors=True)
+    for query in [
+        "{ users { edges { node { email } } } }",
+        '{ user(id: "1") { email } }',
+    ]:
+        denied = await gql(
+            client, query, token=token_for(uid, settings), expect_errors=True
+        )
         assert codes(denied) == ["FORBIDDEN"]
         assert "admin@" not in str(denied)
-    missing = await gql(client, '{ user(id: "424242") { email } }', token=token_for(uid, settings), expect_errors=True)
-    assert codes(missing) == ["FORBIDDEN"]  # not NOT_FOUND: existence is not told either
+    missing = await gql(
+        client,
+        '{ user(id: "424242") { email } }',
+        token=token_for(uid, settings),
+        expect_errors=True,
+    )
+    assert codes(missing) == [
+        "FORBIDDEN"
+    ]  # not NOT_FOUND: existence is not told either
 
 
-async def test_value_format_and_ttl(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_value_format_and_ttl(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "fmt@example.com", roles=["viewer", "editor"])
         lonely = await insert_user(con, "lonely@example.com")
-    await load_access_by_user_id([uid, lonely, 1], db=resources["db"], cache=resources["cache"])
+    await load_access_by_user_id(
+        [uid, lonely, 1], db=resources["db"], cache=resources["cache"]
+    )
     value = json.loads(await stored(redis_client, f"permissions:user:{uid}"))
     assert value["roles"] == ["editor", "viewer"]
-    assert value["permissions"] == ["permissions:read", "roles:read", "users:read", "users:write"]
+    assert value["permissions"] == [
+        "permissions:read",
+        "roles:read",
+        "users:read",
+        "users:write",
+    ]
     assert value["active"] is True
     empty = json.loads(await stored(redis_client, f"permissions:user:{lonely}"))
     assert empty["roles"] == [] and empty["permissions"] == []
     settings = resources["settings"]
     for key in [f"permissions:user:{u}" for u in (uid, lonely, 1)]:
         ttl = await redis_client.ttl(key)
-        assert settings.permissions_cache_ttl_s <= ttl <= settings.permissions_cache_ttl_s + settings.permissions_cache_ttl_jitter_s
+        assert (
+            settings.permissions_cache_ttl_s
+            <= ttl
+            <= settings.permissions_cache_ttl_s
+            + settings.permissions_cache_ttl_jitter_s
+        )
 
 
-async def test_user_without_roles_is_cached_too(resources: State, pool: asyncpg.Pool) -> None:
+async def test_user_without_roles_is_cached_too(
+    resources: State, pool: asyncpg.Pool
+) -> None:
     async with acquire(pool) as con:
         lonely = await insert_user(con, "lonely@example.com")
-    first = await load_access_by_user_id([lonely], db=resources["db"], cache=resources["cache"])
+    first = await load_access_by_user_id(
+        [lonely], db=resources["db"], cache=resources["cache"]
+    )
     with counting_sql() as sql:
-        second = await load_access_by_user_id([lonely], db=resources["db"], cache=resources["cache"])
-    assert first == second and second[0] is not None and second[0].permissions == frozenset()
+        second = await load_access_by_user_id(
+            [lonely], db=resources["db"], cache=resources["cache"]
+        )
+    assert (
+        first == second
+        and second[0] is not None
+        and second[0].permissions == frozenset()
+    )
     assert sql.statements == []
 
 
-async def test_unknown_ids_resolve_to_null_without_failing_the_batch(resources: State, client: httpx.AsyncClient, admin_token: str) -> None:
-    got = await load_access_by_user_id([1, 999_999, 1], db=resources["db"], cache=resources["cache"])
+async def test_unknown_ids_resolve_to_null_without_failing_the_batch(
+    resources: State, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    got = await load_access_by_user_id(
+        [1, 999_999, 1], db=resources["db"], cache=resources["cache"]
+    )
     assert got[0] is not None and got[1] is None and got[2] == got[0]
     with counting_sql() as sql:  # the unknown id is cached as unknown
-        again = await load_access_by_user_id([999_999], db=resources["db"], cache=resources["cache"])
+        again = await load_access_by_user_id(
+            [999_999], db=resources["db"], cache=resources["cache"]
+        )
     assert again == [None] and sql.statements == []
     # creating the user later must not leave it "unknown" in the cache
-    body = await gql(client, 'mutation { createUser(input: {email: "late@example.com"}) { ... on UserPayload { user { id } } } }', token=admin_token)
+    body = await gql(
+        client,
+        'mutation { createUser(input: {email: "late@example.com"}) { ... on UserPayload { user { id } } } }',
+        token=admin_token,
+    )
     new_id = int(body["data"]["createUser"]["user"]["id"])
-    fresh = await load_access_by_user_id([new_id], db=resources["db"], cache=resources["cache"])
+    fresh = await load_access_by_user_id(
+        [new_id], db=resources["db"], cache=resources["cache"]
+    )
     assert fresh[0] is not None and fresh[0].user_id == new_id
 
 
 async def test_slow_reader_cannot_write_back_permissions_read_before_a_role_change(
-    client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, settings: Settings
+    client: httpx.AsyncClient,
+    admin_token: str,
+    resources: State,
+    pool: asyncpg.Pool,
+    settings: Settings,
 ) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "racer@example.com", roles=["editor"])
         editor = await con.fetchval("select id from roles where name = 'editor'")
-    await gql(client, "{ me { id } }", token=admin_token)  # keep the admin's entry out of the race
+    await gql(
+        client, "{ me { id } }", token=admin_token
+    )  # keep the admin's entry out of the race
     cache = resources["cache"]
     read_done, release = asyncio.Event(), asyncio.Event()
 
-    async def pause(misses: Any) -> None:  # between the reader's SQL read and its write-back
+    async def pause(
+        misses: Any,
+    ) -> None:  # between the reader's SQL read and its write-back
         if uid in misses:
             read_done.set()
             await release.wait()
@@ -172,21 +249,32 @@ async def test_slow_reader_cannot_write_back_permissions_read_before_a_role_chan
     reader = asyncio.create_task(gql(client, query, token=admin_token))
     await asyncio.wait_for(read_done.wait(), 5)
     # while the reader holds rows read before it, the role change commits and invalidates
-    body = await gql(client, "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } } }",
-                     {"u": str(uid), "r": str(editor)}, token=admin_token)
-    assert body["data"]["removeRole"] == {"__typename": "RoleAssignment", "changed": True}
+    body = await gql(
+        client,
+        "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename ... on RoleAssignment { changed } } }",
+        {"u": str(uid), "r": str(editor)},
+        token=admin_token,
+    )
+    assert body["data"]["removeRole"] == {
+        "__typename": "RoleAssignment",
+        "changed": True,
+    }
     refused = metric("permissions_cache_stale_writebacks_refused_total")
     release.set()
     old = await reader
     cache.before_fill = None
-    assert "users:write" in old["data"]["user"]["permissions"]  # it began before the commit
+    assert (
+        "users:write" in old["data"]["user"]["permissions"]
+    )  # it began before the commit
     assert metric("permissions_cache_stale_writebacks_refused_total") == refused + 1
     assert await resources["redis"].get(f"permissions:user:{uid}") is None
     after = await gql(client, query, token=admin_token)
     assert after["data"]["user"]["permissions"] == []
 
 
-async def test_flush_all_makes_in_flight_fills_stale_too(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_flush_all_makes_in_flight_fills_stale_too(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "f@example.com", roles=["viewer"])
     cache = resources["cache"]
@@ -211,42 +299,78 @@ def settings_prefix() -> str:
     return "permissions:user:"
 
 
-async def test_corrupted_value_is_a_miss_and_is_overwritten(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_corrupted_value_is_a_miss_and_is_overwritten(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "c@example.com", roles=["viewer"])
     key = f"permissions:user:{uid}"
-    for garbage in [b"not json", b"[]", b'{"roles": "admin", "permissions": ["roles:write"], "active": true, "e": ""}',
-                    orjson.dumps({"roles": ["admin"], "role_ids": [1, 2], "permissions": ["roles:write"], "active": True, "e": ""})]:
+    for garbage in [
+        b"not json",
+        b"[]",
+        b'{"roles": "admin", "permissions": ["roles:write"], "active": true, "e": ""}',
+        orjson.dumps(
+            {
+                "roles": ["admin"],
+                "role_ids": [1, 2],
+                "permissions": ["roles:write"],
+                "active": True,
+                "e": "",
+            }
+        ),
+    ]:
         await redis_client.set(key, garbage)
         corrupt = metric("permissions_cache_corrupt_entries_total")
-        got = await load_access_by_user_id([uid], db=resources["db"], cache=resources["cache"])
+        got = await load_access_by_user_id(
+            [uid], db=resources["db"], cache=resources["cache"]
+        )
         assert got[0] is not None and "roles:write" not in got[0].permissions
-        assert got[0].permissions == frozenset({"users:read", "roles:read", "permissions:read"})
+        assert got[0].permissions == frozenset(
+            {"users:read", "roles:read", "permissions:read"}
+        )
         assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
         assert json.loads(await stored(redis_client, key))["roles"] == ["viewer"]
 
 
-async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "d@example.com", roles=["viewer"])
     token = token_for(1, settings)
-    query = '{ user(id: "%d") { permissions hasPermission(code: "users:write") } }' % uid
-    async with app_with(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0") as (client, state):
+    query = (
+        '{ user(id: "%d") { permissions hasPermission(code: "users:write") } }' % uid
+    )
+    async with app_with(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0") as (
+        client,
+        state,
+    ):
         errors = metric("redis_errors_total", {"op": "mget"})
         for i in range(6):
             started = time.perf_counter()
             body = await gql(client, query, token=token)
             elapsed = time.perf_counter() - started
-            assert body["data"]["user"] == {"permissions": ["permissions:read", "roles:read", "users:read"], "hasPermission": False}
+            assert body["data"]["user"] == {
+                "permissions": ["permissions:read", "roles:read", "users:read"],
+                "hasPermission": False,
+            }
             assert elapsed < 1.0, f"request {i} took {elapsed:.3f}s"
         # after `threshold` failures Redis is skipped, not hammered
         assert state["cache"].breaker.is_open
-        assert metric("redis_errors_total", {"op": "mget"}) - errors <= settings.breaker_failure_threshold + 1
+        assert (
+            metric("redis_errors_total", {"op": "mget"}) - errors
+            <= settings.breaker_failure_threshold + 1
+        )
         assert metric("redis_circuit_breaker_open") == 1
 
 
 async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
-    client: httpx.AsyncClient, admin_token: str, resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+    client: httpx.AsyncClient,
+    admin_token: str,
+    resources: State,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    settings: Settings,
 ) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "h@example.com", roles=["editor"])
@@ -259,7 +383,9 @@ async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
             started = time.perf_counter()
             body = await gql(client, query, token=admin_token)
             assert body["data"]["user"]["permissions"] == expected
-            assert time.perf_counter() - started < 0.8  # a few socket timeouts, not a hang
+            assert (
+                time.perf_counter() - started < 0.8
+            )  # a few socket timeouts, not a hang
         assert cache.breaker.is_open
     finally:
         await redis_client.client_unpause()
@@ -275,9 +401,13 @@ async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
 ) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "pg@example.com", roles=["viewer"])
-    await gql(client, "{ me { id } }", token=admin_token)  # the admin's entry is in Redis
+    await gql(
+        client, "{ me { id } }", token=admin_token
+    )  # the admin's entry is in Redis
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
-    async with app_with(settings, database_url=dead, db_pool_min_size=0, db_connect_timeout_s=0.5) as (dead_client, _):
+    async with app_with(
+        settings, database_url=dead, db_pool_min_size=0, db_connect_timeout_s=0.5
+    ) as (dead_client, _):
         response = await dead_client.post(
             "/graphql",
             json={"query": '{ user(id: "%d") { permissions } }' % uid},
@@ -288,14 +418,22 @@ async def test_postgres_down_on_a_miss_is_a_coded_error_not_an_empty_list(
         assert body["data"] is None or body["data"]["user"] is None
 
 
-async def test_a_cold_stampede_fills_each_user_once(client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool) -> None:
+async def test_a_cold_stampede_fills_each_user_once(
+    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
+) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "hot@example.com", roles=["viewer"])
     await gql(client, "{ me { id } }", token=admin_token)
     query = '{ user(id: "%d") { permissions } }' % uid
     with counting_sql() as sql:
-        bodies = await asyncio.gather(*[gql(client, query, token=admin_token) for _ in range(20)])
-    assert all(b["data"]["user"]["permissions"] == ["permissions:read", "roles:read", "users:read"] for b in bodies)
+        bodies = await asyncio.gather(
+            *[gql(client, query, token=admin_token) for _ in range(20)]
+        )
+    assert all(
+        b["data"]["user"]["permissions"]
+        == ["permissions:read", "roles:read", "users:read"]
+        for b in bodies
+    )
     # one load shared by the others; at most one more, by a request whose MGET
     # was answered just before the fill landed and that looked after it finished
     assert sql.permission_sql <= 2
@@ -320,8 +458,12 @@ async def test_single_flight_never_shares_a_load_that_began_before_an_invalidati
     query = '{ user(id: "%d") { permissions } }' % uid
     slow = asyncio.create_task(gql(client, query, token=admin_token))
     await asyncio.wait_for(read_done.wait(), 5)
-    await gql(client, "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename } }",
-              {"u": str(uid), "r": str(editor)}, token=admin_token)
+    await gql(
+        client,
+        "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) { __typename } }",
+        {"u": str(uid), "r": str(editor)},
+        token=admin_token,
+    )
     # begun after the mutation returned: must not join the slow reader's load
     after = await asyncio.wait_for(gql(client, query, token=admin_token), 5)
     assert after["data"]["user"]["permissions"] == []
@@ -336,7 +478,9 @@ async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
     async with acquire(pool) as con:
         uid = await insert_user(con, "lost@example.com", roles=["editor"])
     cache = resources["cache"]
-    await redis_client.flushdb()  # Redis restarted without persistence: no epoch, no tokens
+    await (
+        redis_client.flushdb()
+    )  # Redis restarted without persistence: no epoch, no tokens
 
     async def lose_data_again_and_revoke(misses: Any) -> None:
         # the reader holds rows from before the revocation; Redis loses its data
@@ -349,18 +493,32 @@ async def test_no_fill_under_an_empty_epoch_after_redis_lost_its_data(
     cache.before_fill = lose_data_again_and_revoke
     old = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
     cache.before_fill = None
-    assert old[0] is not None and "users:write" in old[0].permissions  # it began before the revocation
-    assert await redis_client.get(f"permissions:user:{uid}") is None  # but it stored nothing
-    assert await redis_client.get("permissions:user:epoch")  # and gave the cache a fresh epoch
+    assert (
+        old[0] is not None and "users:write" in old[0].permissions
+    )  # it began before the revocation
+    assert (
+        await redis_client.get(f"permissions:user:{uid}") is None
+    )  # but it stored nothing
+    assert await redis_client.get(
+        "permissions:user:epoch"
+    )  # and gave the cache a fresh epoch
     with counting_sql() as sql:
         now = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
-    assert now[0] is not None and now[0].permissions == frozenset() and sql.permission_sql == 1
+    assert (
+        now[0] is not None
+        and now[0].permissions == frozenset()
+        and sql.permission_sql == 1
+    )
     cached = await redis_client.get(f"permissions:user:{uid}")
     assert cached is not None and json.loads(cached)["permissions"] == []
 
 
 async def test_what_a_user_may_do_is_answered_from_the_entry_alone(
-    client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+    client: httpx.AsyncClient,
+    admin_token: str,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    settings: Settings,
 ) -> None:
     async with acquire(pool) as con:
         uid = await insert_user(con, "entry@example.com", roles=["editor"])
@@ -368,33 +526,52 @@ async def test_what_a_user_may_do_is_answered_from_the_entry_alone(
         plain = await insert_user(con, "plain@example.com")
         editor = await con.fetchval("select id from roles where name = 'editor'")
     query = '{ user(id: "%d") { __typename id isActive permissions hasPermission(code: "users:write") roles { id name } } }'
-    expected = {"__typename": "User", "id": str(uid), "isActive": True, "hasPermission": True,
-                "permissions": ["permissions:read", "roles:read", "users:read", "users:write"],
-                "roles": [{"id": str(editor), "name": "editor"}]}
+    expected = {
+        "__typename": "User",
+        "id": str(uid),
+        "isActive": True,
+        "hasPermission": True,
+        "permissions": ["permissions:read", "roles:read", "users:read", "users:write"],
+        "roles": [{"id": str(editor), "name": "editor"}],
+    }
     for temperature in ("cold", "warm"):
         before, trips = await commandstats(redis_client), CountingConnection.round_trips
         with counting_sql() as sql:
             body = await gql(client, query % uid, token=admin_token)
         assert body["data"]["user"] == expected
         # no row read: the permission query on a miss, nothing at all when warm
-        assert len(sql.statements) == sql.permission_sql == (1 if temperature == "cold" else 0)
+        assert (
+            len(sql.statements)
+            == sql.permission_sql
+            == (1 if temperature == "cold" else 0)
+        )
         assert (await redis_calls(redis_client, before))["mget"] == 1
-        assert CountingConnection.round_trips - trips == (2 if temperature == "cold" else 1)
+        assert CountingConnection.round_trips - trips == (
+            2 if temperature == "cold" else 1
+        )
     body = await gql(client, query % off, token=admin_token)
-    assert body["data"]["user"]["isActive"] is False and body["data"]["user"]["permissions"] == []
+    assert (
+        body["data"]["user"]["isActive"] is False
+        and body["data"]["user"]["permissions"] == []
+    )
     missing = await gql(client, query % 999_999, token=admin_token, expect_errors=True)
     assert codes(missing) == ["NOT_FOUND"] and missing["data"] == {"user": None}
     # users:read is checked before "not found" is told
-    denied = await gql(client, query % 999_999, token=token_for(plain, settings), expect_errors=True)
+    denied = await gql(
+        client, query % 999_999, token=token_for(plain, settings), expect_errors=True
+    )
     assert codes(denied) == ["FORBIDDEN"]
 
 
-@pytest.mark.parametrize("selection", [
-    "email permissions",
-    "permissions ... on User { email }",
-    "permissions ...Who",
-    "permissions createdAt",
-])
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "email permissions",
+        "permissions ... on User { email }",
+        "permissions ...Who",
+        "permissions createdAt",
+    ],
+)
 async def test_a_selection_that_needs_the_row_reads_it(
     selection: str, client: httpx.AsyncClient, admin_token: str, pool: asyncpg.Pool
 ) -> None:
@@ -409,10 +586,15 @@ async def test_a_selection_that_needs_the_row_reads_it(
     assert len(sql.statements) == 1 and sql.permission_sql == 0  # the row
     user = body["data"]["user"]
     assert user["permissions"] == ["permissions:read", "roles:read", "users:read"]
-    assert user.get("email", "row@example.com") == "row@example.com" and user.get("createdAt", "x") != ""
+    assert (
+        user.get("email", "row@example.com") == "row@example.com"
+        and user.get("createdAt", "x") != ""
+    )
 
 
-async def test_a_value_replaced_in_redis_is_read_anew(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_a_value_replaced_in_redis_is_read_anew(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     """Decoded values are remembered by their exact bytes; any other bytes under
     the key (another instance's fill, garbage) are decoded again."""
     async with acquire(pool) as con:
@@ -431,5 +613,7 @@ async def test_a_value_replaced_in_redis_is_read_anew(resources: State, pool: as
     await redis_client.set(f"permissions:user:{uid}", b'{"roles": "admin"}')
     with counting_sql() as sql:
         got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
-    assert got[0] is not None and got[0].roles == ("viewer",) and sql.permission_sql == 1
+    assert (
+        got[0] is not None and got[0].roles == ("viewer",) and sql.permission_sql == 1
+    )
     assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1

@@ -71,7 +71,9 @@ def _first_plan(explained: str) -> dict[str, Any]:
     return plan
 
 
-async def _plan(con: asyncpg.Connection, sql: str, *args: Any, generic: bool = False) -> dict[str, Any]:
+async def _plan(
+    con: asyncpg.Connection, sql: str, *args: Any, generic: bool = False
+) -> dict[str, Any]:
     """EXPLAIN ANALYZE of `sql` for these values: the plan made for them, or
     (generic) the one plan PostgreSQL would reuse for any values."""
     options = "explain (analyze, buffers, format json) "
@@ -81,7 +83,9 @@ async def _plan(con: asyncpg.Connection, sql: str, *args: Any, generic: bool = F
     try:
         await con.execute("set plan_cache_mode = force_generic_plan")
         values = ", ".join(_literal(a) for a in args)
-        return _first_plan(await con.fetchval(f"{options} execute scale_plan({values})"))
+        return _first_plan(
+            await con.fetchval(f"{options} execute scale_plan({values})")
+        )
     finally:
         await con.execute("reset plan_cache_mode; deallocate scale_plan")
 
@@ -99,14 +103,27 @@ def _scans(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
 
 def _rows_read(node: dict[str, Any]) -> int:
     """Rows a scan node produced plus those it read and threw away, over all loops."""
-    per_loop = node["Actual Rows"] + node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+    per_loop = (
+        node["Actual Rows"]
+        + node.get("Rows Removed by Filter", 0)
+        + node.get("Rows Removed by Index Recheck", 0)
+    )
     return int(per_loop * node["Actual Loops"])
 
 
-async def test_members_pages_read_one_index_range_per_role(pool: asyncpg.Pool, role_ids: list[int]) -> None:
+async def test_members_pages_read_one_index_range_per_role(
+    pool: asyncpg.Pool, role_ids: list[int]
+) -> None:
     async with acquire(pool) as con:
         for generic, after in itertools.product((False, True), (0, USERS // 2)):
-            plan = await _plan(con, user_store.SELECT_MEMBERS_BY_ROLE_IDS, role_ids, after, PAGE + 1, generic=generic)
+            plan = await _plan(
+                con,
+                user_store.SELECT_MEMBERS_BY_ROLE_IDS,
+                role_ids,
+                after,
+                PAGE + 1,
+                generic=generic,
+            )
             assert not any(n["Node Type"] == "WindowAgg" for n in _nodes(plan))
             (memberships,) = _scans(plan, "user_roles")
             assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
@@ -117,17 +134,23 @@ async def test_members_pages_read_one_index_range_per_role(pool: asyncpg.Pool, r
             assert _rows_read(users) <= len(role_ids) * (PAGE + 1)
 
 
-async def test_email_filter_reads_the_matches_through_the_trigram_index(pool: asyncpg.Pool) -> None:
+async def test_email_filter_reads_the_matches_through_the_trigram_index(
+    pool: asyncpg.Pool,
+) -> None:
     async with acquire(pool) as con:
         # a rare text: the matches only, through the trigram index
         rare = user_store.contains_pattern(f"user{USERS}@")
         plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL, 0, rare, None, 21)
-        index_scans = [n for n in _nodes(plan) if n.get("Index Name") == "users_email_trgm_idx"]
+        index_scans = [
+            n for n in _nodes(plan) if n.get("Index Name") == "users_email_trgm_idx"
+        ]
         assert index_scans, plan
         (heap,) = _scans(plan, "users")
         assert _rows_read(heap) <= 5
         count_plan = await _plan(con, user_store.COUNT_BY_EMAIL, rare, None)
-        assert any(n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(count_plan))
+        assert any(
+            n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(count_plan)
+        )
         # a text every email holds: users_pkey until the page is full
         common = user_store.contains_pattern("@example.com")
         plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL, 0, common, None, 21)
@@ -136,20 +159,50 @@ async def test_email_filter_reads_the_matches_through_the_trigram_index(pool: as
         assert _rows_read(scan) <= 21 + 1  # the admin, first, is not @example.com
         # with a role too, from the smaller side: the rare text's matches, or the
         # role's members (the admin role has one)
-        role = {r["name"]: r["id"] for r in await con.fetch("select name, id from roles")}
-        plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE, 0, rare, role["team-03"], None, 21)
-        assert any(n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(plan)), plan
-        plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE, 0, common, role["admin"], None, 21)
+        role = {
+            r["name"]: r["id"] for r in await con.fetch("select name, id from roles")
+        }
+        plan = await _plan(
+            con,
+            user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE,
+            0,
+            rare,
+            role["team-03"],
+            None,
+            21,
+        )
+        assert any(
+            n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(plan)
+        ), plan
+        plan = await _plan(
+            con,
+            user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE,
+            0,
+            common,
+            role["admin"],
+            None,
+            21,
+        )
         (memberships,) = _scans(plan, "user_roles")
         assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
         (scan,) = _scans(plan, "users")
         assert _rows_read(scan) <= 1
 
 
-async def test_role_and_active_filters_read_the_page_from_their_index(pool: asyncpg.Pool) -> None:
+async def test_role_and_active_filters_read_the_page_from_their_index(
+    pool: asyncpg.Pool,
+) -> None:
     async with acquire(pool) as con:
         for generic, after in itertools.product((False, True), (0, USERS // 2)):
-            plan = await _plan(con, user_store.SELECT_PAGE_BY_ROLE, after, "team-03", None, 21, generic=generic)
+            plan = await _plan(
+                con,
+                user_store.SELECT_PAGE_BY_ROLE,
+                after,
+                "team-03",
+                None,
+                21,
+                generic=generic,
+            )
             (memberships,) = _scans(plan, "user_roles")
             assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
             assert _rows_read(memberships) <= 21
@@ -157,21 +210,29 @@ async def test_role_and_active_filters_read_the_page_from_their_index(pool: asyn
             assert users["Index Name"] == "users_pkey"
             assert _rows_read(users) <= 21
             # the inactive users are the last ones: the index starts at them
-            plan = await _plan(con, user_store.SELECT_PAGE_BY_ACTIVE, after, False, 21, generic=generic)
+            plan = await _plan(
+                con, user_store.SELECT_PAGE_BY_ACTIVE, after, False, 21, generic=generic
+            )
             (scan,) = _scans(plan, "users")
             assert scan["Index Name"] == "users_is_active_idx"
             assert _rows_read(scan) <= 21
 
 
-async def test_the_email_filter_is_planned_for_each_text(settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_the_email_filter_is_planned_for_each_text(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
     """Through the store, as the app runs it: never the generic plan, which walks
     every user for a text few emails hold (PostgreSQL switches a prepared
     statement to it after 5 executions when it looks cheaper on average)."""
-    db = await create_database(settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 1}))
+    db = await create_database(
+        settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 1})
+    )
     try:
         for n in range(12):
             text = "@example.com" if n % 2 else f"user{USERS - n}@"
-            rows = await user_store.select_page(db, 0, user_store.UserFilter(email_contains=text), 21)
+            rows = await user_store.select_page(
+                db, 0, user_store.UserFilter(email_contains=text), 21
+            )
             assert len(rows) == (21 if n % 2 else 1)
         counts = await db.fetchrow(
             "select sum(generic_plans) as generic, sum(custom_plans) as custom "
@@ -187,15 +248,31 @@ async def test_the_email_filter_is_planned_for_each_text(settings: Settings, poo
 _TEXT = st.text(alphabet="ab%_\\ .@", min_size=1, max_size=4)
 
 
-@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(needle=_TEXT)
-async def test_email_contains_takes_every_character_literally(settings: Settings, pool: asyncpg.Pool, needle: str) -> None:
-    emails = ["a%b@x.io", "a_b@x.io", "a\\b@x.io", "ab@x.io", "A.B@x.io", "b a@x.io", "%_@x.io"]
+async def test_email_contains_takes_every_character_literally(
+    settings: Settings, pool: asyncpg.Pool, needle: str
+) -> None:
+    emails = [
+        "a%b@x.io",
+        "a_b@x.io",
+        "a\\b@x.io",
+        "ab@x.io",
+        "A.B@x.io",
+        "b a@x.io",
+        "%_@x.io",
+    ]
     async with acquire(pool) as con:
         await con.execute("delete from users where email like '%@x.io'")
         for email in emails:
             await insert_user(con, email)
-        everyone = [r["email"] for r in await con.fetch("select email from users order by id")]
+        everyone = [
+            r["email"] for r in await con.fetch("select email from users order by id")
+        ]
         members = [
             r["email"]
             for r in await con.fetch(
@@ -206,9 +283,13 @@ async def test_email_contains_takes_every_character_literally(settings: Settings
     db = Database(pool, settings)
     flt = user_store.UserFilter(email_contains=needle)
     expected = [e for e in everyone if needle.lower() in e.lower()]
-    assert [r.email for r in await user_store.select_page(db, 0, flt, 100)] == expected[:100]
+    assert [r.email for r in await user_store.select_page(db, 0, flt, 100)] == expected[
+        :100
+    ]
     assert await user_store.count_filtered(db, flt) == len(expected)
     role_flt = user_store.UserFilter(email_contains=needle, role="team-03")
     expected = [e for e in members if needle.lower() in e.lower()]
-    assert [r.email for r in await user_store.select_page(db, 0, role_flt, 100)] == expected[:100]
+    assert [
+        r.email for r in await user_store.select_page(db, 0, role_flt, 100)
+    ] == expected[:100]
     assert await user_store.count_filtered(db, role_flt) == len(expected)

@@ -26,27 +26,41 @@ from tests.factories import (
 )
 
 
-async def test_warm_fills_every_active_user_in_batches(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_warm_fills_every_active_user_in_batches(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         await seed(con, users=250)
         await con.execute("update users set is_active = false where id = 5")
     with counting_sql() as sql:
-        assert await warm_all(resources["db"], resources["cache"], batch_size=100) == 250
+        assert (
+            await warm_all(resources["db"], resources["cache"], batch_size=100) == 250
+        )
     assert sql.permission_sql == 3  # 250 users in batches of 100
     keys = [f"permissions:user:{i}" for i in range(1, 252)]
     values = await redis_client.mget(keys)
-    assert [i + 1 for i, v in enumerate(values) if v is None] == [5]  # the inactive one is left alone
+    assert [i + 1 for i, v in enumerate(values) if v is None] == [
+        5
+    ]  # the inactive one is left alone
     with counting_sql() as sql:
         await warm_all(resources["db"], resources["cache"], batch_size=100)
     assert sql.permission_sql == 0  # already warm: no SQL for permissions
 
 
 def keeper_for(resources: State, **kwargs: Any) -> CacheKeeper:
-    return CacheKeeper(resources["db"], resources["cache"], interval=kwargs.pop("interval", 60.0), **kwargs)
+    return CacheKeeper(
+        resources["db"],
+        resources["cache"],
+        interval=kwargs.pop("interval", 60.0),
+        **kwargs,
+    )
 
 
 async def test_keeper_reloads_every_active_user_and_renews_each_ttl(
-    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+    resources: State,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    settings: Settings,
 ) -> None:
     async with acquire(pool) as con:
         await seed(con, users=250)
@@ -56,18 +70,24 @@ async def test_keeper_reloads_every_active_user_and_renews_each_ttl(
         assert await keeper.refresh_all() == 250
     assert sql.permission_sql == 3
     keys = [f"permissions:user:{i}" for i in range(1, 252)]
-    assert [i + 1 for i, v in enumerate(await redis_client.mget(keys)) if v is None] == [5]
+    assert [
+        i + 1 for i, v in enumerate(await redis_client.mget(keys)) if v is None
+    ] == [5]
     # unlike warm_all, a pass reloads entries that are present, so none expires between passes
     await redis_client.expire("permissions:user:7", 2)
     with counting_sql() as sql:
         assert await keeper.refresh_all() == 250
     assert sql.permission_sql == 3
-    assert await redis_client.ttl("permissions:user:7") >= settings.permissions_cache_ttl_s
+    assert (
+        await redis_client.ttl("permissions:user:7") >= settings.permissions_cache_ttl_s
+    )
     # and the pass picked up what changed in PostgreSQL (a heal for a lost invalidation)
     async with acquire(pool) as con:
         await con.execute("delete from user_roles where user_id = 7")
     await keeper.refresh_all()
-    cached = await load_access_by_user_id([7], db=resources["db"], cache=resources["cache"])
+    cached = await load_access_by_user_id(
+        [7], db=resources["db"], cache=resources["cache"]
+    )
     assert cached[0] is not None and cached[0].roles == ()
 
 
@@ -78,7 +98,9 @@ async def test_keeper_pass_cannot_write_back_permissions_revoked_during_it(
         uid = await insert_user(con, "kept@example.com", roles=["editor"])
     cache = resources["cache"]
 
-    async def revoke_meanwhile(ids: Any) -> None:  # after the pass read its rows, before it writes
+    async def revoke_meanwhile(
+        ids: Any,
+    ) -> None:  # after the pass read its rows, before it writes
         async with acquire(pool) as con:
             await con.execute("delete from user_roles where user_id = $1", uid)
         await cache.invalidate_users([uid])
@@ -94,30 +116,45 @@ async def test_keeper_pass_cannot_write_back_permissions_revoked_during_it(
     assert got[0] is not None and got[0].permissions == frozenset()
 
 
-async def test_keeper_bound_and_untrusted_cache(resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+async def test_keeper_bound_and_untrusted_cache(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
     async with acquire(pool) as con:
         await seed(con, users=30)
     assert await keeper_for(resources, batch_size=8, max_users=20).refresh_all() == 20
     values = await redis_client.mget([f"permissions:user:{i}" for i in range(1, 32)])
-    assert sum(v is not None for v in values) == 20 and values[0] is not None and values[-1] is None
+    assert (
+        sum(v is not None for v in values) == 20
+        and values[0] is not None
+        and values[-1] is None
+    )
     await redis_client.flushdb()
-    resources["cache"].trusted = False  # an invalidation awaits replay: nothing may be written
+    resources[
+        "cache"
+    ].trusted = False  # an invalidation awaits replay: nothing may be written
     with counting_sql() as sql:
         assert await keeper_for(resources).refresh_all() == 0
     assert sql.permission_sql == 0
     assert await redis_client.dbsize() == 0
 
 
-async def test_one_instance_refreshes_per_interval_unless_a_flush_forces_it(resources: State, pool: asyncpg.Pool) -> None:
+async def test_one_instance_refreshes_per_interval_unless_a_flush_forces_it(
+    resources: State, pool: asyncpg.Pool
+) -> None:
     async with acquire(pool) as con:
         await seed(con, users=20)
-    first, second = keeper_for(resources, interval=0.5), keeper_for(resources, interval=0.5)
+    first, second = (
+        keeper_for(resources, interval=0.5),
+        keeper_for(resources, interval=0.5),
+    )
     with counting_sql() as sql:
         tasks = [asyncio.create_task(k.run()) for k in (first, second)]
         try:
             await until(lambda: sql.permission_sql >= 1)
             await asyncio.sleep(0.2)
-            assert sql.permission_sql == 1  # both started; the lease let one of them pass
+            assert (
+                sql.permission_sql == 1
+            )  # both started; the lease let one of them pass
             await asyncio.sleep(0.5)
             assert sql.permission_sql == 2  # one more interval: again one pass in all
             second.kick()  # the lease is held, but a flush does not wait for it
@@ -152,10 +189,17 @@ async def test_app_keeps_the_cache_warm_from_start_and_after_a_flush(
 
         assert await cached() == 41  # filled at start, before anybody read them
         token = token_for(1, settings)
-        await gql(client, "mutation { invalidatePermissionCache { __typename } }", token=token)
+        await gql(
+            client, "mutation { invalidatePermissionCache { __typename } }", token=token
+        )
         epoch = (await stored(redis_client, "permissions:user:epoch")).decode()
-        assert await cached() == 41  # the flush kicked a pass: refilled under the new epoch
-        assert all(isinstance(v, bytes) and orjson.loads(v)["e"] == epoch for v in await redis_client.mget(keys))
+        assert (
+            await cached() == 41
+        )  # the flush kicked a pass: refilled under the new epoch
+        assert all(
+            isinstance(v, bytes) and orjson.loads(v)["e"] == epoch
+            for v in await redis_client.mget(keys)
+        )
         with counting_sql() as sql:
             body = await gql(client, '{ user(id: "17") { permissions } }', token=token)
         assert sql.permission_sql == 0

@@ -33,8 +33,15 @@ def tokens(settings: Settings) -> TokenService:
 def _claims(**over: object) -> dict[str, object]:
     now = datetime.now(UTC)
     claims: dict[str, object] = {
-        "sub": "7", "iat": now, "nbf": now, "exp": now + timedelta(minutes=5),
-        "aud": "permgraph", "iss": "permgraph", "jti": "x", "typ": "access", "sid": "s",
+        "sub": "7",
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=5),
+        "aud": "permgraph",
+        "iss": "permgraph",
+        "jti": "x",
+        "typ": "access",
+        "sid": "s",
     }
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
@@ -47,7 +54,9 @@ def test_round_trip(tokens: TokenService) -> None:
     assert "permissions" not in claims and "roles" not in claims
 
 
-def test_access_tokens_name_their_session_and_carry_a_precise_iat(tokens: TokenService) -> None:
+def test_access_tokens_name_their_session_and_carry_a_precise_iat(
+    tokens: TokenService,
+) -> None:
     now = datetime.now(UTC).replace(microsecond=678901) - timedelta(seconds=1)
     claims = tokens._verify(tokens.issue(7, "access", family_id="fam-1", now=now).token)
     assert claims["sid"] == "fam-1"
@@ -58,7 +67,9 @@ def test_access_tokens_name_their_session_and_carry_a_precise_iat(tokens: TokenS
     assert a != b
 
 
-def test_a_principal_carries_the_session_and_the_issue_time(tokens: TokenService) -> None:
+def test_a_principal_carries_the_session_and_the_issue_time(
+    tokens: TokenService,
+) -> None:
     issued = tokens.issue(7, "access", family_id="fam-2")
     principal = principal_from_header(f"Bearer {issued.token}", tokens)
     assert principal is not None
@@ -66,26 +77,37 @@ def test_a_principal_carries_the_session_and_the_issue_time(tokens: TokenService
     assert principal.issued_at == tokens.decode(issued.token, "access")["iat"]
 
 
-def test_an_oversized_authorization_header_is_refused_before_decoding(tokens: TokenService, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversized_authorization_header_is_refused_before_decoding(
+    tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = tokens.issue(7, "access").token
     padded = f"Bearer {token}" + " " * (MAX_AUTHORIZATION_BYTES - len(token) - 7)
     assert len(padded) == MAX_AUTHORIZATION_BYTES
     assert principal_from_header(padded, tokens) is not None  # at the cap: still read
     decoded: list[str] = []
     monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("x"))
-    monkeypatch.setattr(tokens, "_verified", tokens._verify)  # no memo: a decode would show
+    monkeypatch.setattr(
+        tokens, "_verified", tokens._verify
+    )  # no memo: a decode would show
     with pytest.raises(Unauthenticated, match="too long"):
         principal_from_header(padded + " ", tokens)
     assert decoded == []
 
 
 def _b64(data: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data, default=str).encode()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(json.dumps(data, default=str).encode())
+        .rstrip(b"=")
+        .decode()
+    )
 
 
 def test_alg_none_is_refused(tokens: TokenService) -> None:
     claims = _claims()
-    body = {k: int(v.timestamp()) if isinstance(v, datetime) else v for k, v in claims.items()}
+    body = {
+        k: int(v.timestamp()) if isinstance(v, datetime) else v
+        for k, v in claims.items()
+    }
     forged = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(body)}."
     with pytest.raises(Unauthenticated):
         tokens.decode(forged, "access")
@@ -98,7 +120,11 @@ def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
         tokens.decode(forged, "access")
     # an RS256 token with our own key: the algorithm list does not admit it
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
     with pytest.raises(Unauthenticated):
         tokens.decode(jwt.encode(_claims(), pem, algorithm="RS256"), "access")
 
@@ -106,22 +132,22 @@ def test_swapped_algorithm_is_refused(tokens: TokenService) -> None:
 @pytest.mark.parametrize(
     "over",
     [
-        {"exp": timedelta(minutes=-1)},                         # expired beyond the leeway (from now)
-        {"nbf": timedelta(minutes=5)},                          # not yet valid (from now)
+        {"exp": timedelta(minutes=-1)},  # expired beyond the leeway (from now)
+        {"nbf": timedelta(minutes=5)},  # not yet valid (from now)
         {"aud": "someone-else"},
         {"iss": "evil"},
-        {"typ": "refresh"},                                     # a refresh token as an access token
+        {"typ": "refresh"},  # a refresh token as an access token
         {"sub": None},
         {"exp": None},
         {"iat": None},
         {"jti": None},
         {"typ": None},
         {"sub": "admin"},
-        {"sub": "١٢"},                                           # Arabic-Indic digits: isdigit() is True, int() is 12
+        {"sub": "١٢"},  # Arabic-Indic digits: isdigit() is True, int() is 12
         {"sub": "１２"},  # noqa: RUF001 - fullwidth digits
-        {"sub": "1" * 19},                                      # beyond a bigint
+        {"sub": "1" * 19},  # beyond a bigint
         {"sub": " 12"},
-        {"sid": None},                                          # an access token without its session
+        {"sid": None},  # an access token without its session
         {"sid": 7},
         {"iat": "yesterday"},
     ],
@@ -131,16 +157,23 @@ def test_bad_claims_are_refused(tokens: TokenService, over: dict[str, object]) -
     now = datetime.now(UTC)
     claims = {k: now + v if isinstance(v, timedelta) else v for k, v in over.items()}
     with pytest.raises(Unauthenticated):
-        tokens.decode(jwt.encode(_claims(**claims), SECRET, algorithm="HS256"), "access")
+        tokens.decode(
+            jwt.encode(_claims(**claims), SECRET, algorithm="HS256"), "access"
+        )
 
 
 def test_wrong_secret_is_refused(tokens: TokenService) -> None:
     with pytest.raises(Unauthenticated):
-        tokens.decode(jwt.encode(_claims(), "another-secret-" + "z" * 60, algorithm="HS256"), "access")
+        tokens.decode(
+            jwt.encode(_claims(), "another-secret-" + "z" * 60, algorithm="HS256"),
+            "access",
+        )
 
 
 def test_leeway_tolerates_small_clock_skew(tokens: TokenService) -> None:
-    token = jwt.encode(_claims(nbf=datetime.now(UTC) + timedelta(seconds=3)), SECRET, algorithm="HS256")
+    token = jwt.encode(
+        _claims(nbf=datetime.now(UTC) + timedelta(seconds=3)), SECRET, algorithm="HS256"
+    )
     assert tokens.decode(token, "access")["sub"] == "7"
 
 
@@ -155,9 +188,26 @@ def test_asymmetric_option(tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = tmp_path / "k.pem"
     public = tmp_path / "k.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    service = TokenService(Settings(environment="prod", jwt_algorithm="RS256", jwt_private_key_file=str(private), jwt_public_key_file=str(public)))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    service = TokenService(
+        Settings(
+            environment="prod",
+            jwt_algorithm="RS256",
+            jwt_private_key_file=str(private),
+            jwt_public_key_file=str(public),
+        )
+    )
     token = service.issue(3, "access").token
     assert service.decode(token, "access")["sub"] == "3"
     # HS256 signed with the public key as the secret (the classic key-confusion attack)
@@ -177,12 +227,18 @@ def test_settings_refuse_weak_secrets_outside_dev() -> None:
 
 
 def test_a_token_verified_before_is_still_refused_once_it_expires() -> None:
-    service = TokenService(Settings(environment="test", jwt_secret=SECRET, jwt_leeway_s=0))
-    almost = datetime.now(UTC) - timedelta(seconds=service.ttl["access"].total_seconds() - 1)
+    service = TokenService(
+        Settings(environment="test", jwt_secret=SECRET, jwt_leeway_s=0)
+    )
+    almost = datetime.now(UTC) - timedelta(
+        seconds=service.ttl["access"].total_seconds() - 1
+    )
     token = service.issue(9, "access", now=almost).token
     assert service.decode(token, "access")["sub"] == "9"  # verified, and remembered
     time.sleep(1.1)
     with pytest.raises(Unauthenticated, match="expired"):
         service.decode(token, "access")
-    with pytest.raises(Unauthenticated):  # the remembered claims do not change the type check
+    with pytest.raises(
+        Unauthenticated
+    ):  # the remembered claims do not change the type check
         service.decode(service.issue(9, "access").token, "refresh")

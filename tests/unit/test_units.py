@@ -44,9 +44,15 @@ def test_cache_value_round_trip_and_validation() -> None:
     assert orjson.loads(raw)["permissions"] == ["a:y", "b:x"]
     assert decode_access(5, raw) == (access, "E")
     assert decode_access(5, encode_access(None, "E")) == (None, "E")
-    for bad in [b"", b"{", b"[]", b'{"e": 1}', b'{"e": "E", "roles": [], "role_ids": [], "permissions": [], "active": "yes"}',
-                b'{"e": "E", "roles": ["a"], "role_ids": [], "permissions": [], "active": true}',
-                b'{"e": "E", "roles": [], "role_ids": [], "permissions": [1], "active": true}']:
+    for bad in [
+        b"",
+        b"{",
+        b"[]",
+        b'{"e": 1}',
+        b'{"e": "E", "roles": [], "role_ids": [], "permissions": [], "active": "yes"}',
+        b'{"e": "E", "roles": ["a"], "role_ids": [], "permissions": [], "active": true}',
+        b'{"e": "E", "roles": [], "role_ids": [], "permissions": [1], "active": true}',
+    ]:
         with pytest.raises(_Corrupt):
             decode_access(5, bad)
 
@@ -64,8 +70,8 @@ def test_breaker_opens_cools_down_and_probes_once() -> None:
     breaker.failure()
     assert breaker.is_open and not breaker.allow()
     time.sleep(0.06)
-    assert breaker.allow()        # the one probe
-    assert not breaker.allow()    # nobody else while it is out
+    assert breaker.allow()  # the one probe
+    assert not breaker.allow()  # nobody else while it is out
     breaker.success()
     assert not breaker.is_open and breaker.allow()
 
