@@ -1,4 +1,6 @@
-"""The Redis permission cache: reads, race-free fills, invalidation, circuit breaker.
+"""The Redis permission cache: reads, race-free fills, invalidation, circuit breaker;
+the fill sequence the loader and the keeper share (`load_and_fill`), composed of
+the cache and an in-process single flight (`SingleFlight`).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
@@ -30,9 +32,10 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -266,6 +269,76 @@ def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
     return access, data["e"]
 
 
+FlightKey = tuple[int, str, str]  # (user id, fill token, epoch)
+Pending = asyncio.Future[UserAccess | None]  # one user's load in flight
+
+
+class SingleFlight:
+    """The permission loads in flight in this process, by (user id, fill token,
+    epoch): a miss that another batch is already loading under the same token
+    and epoch is awaited, not queried again (a cold-cache stampede loads each
+    user once). The same token means no invalidation came between the two
+    reads, so sharing cannot serve rows older than the waiter may see.
+
+    Knows nothing of Redis or PostgreSQL; `load_and_fill` composes it with the
+    cache and the store."""
+
+    __slots__ = ("_futures",)
+
+    def __init__(self) -> None:
+        self._futures: dict[FlightKey, Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def join(self, read: CacheRead, user_ids: Sequence[int]) -> tuple[dict[int, Pending], dict[FlightKey, Pending]]:
+        """Split `user_ids` (distinct): the users another batch is loading (their
+        futures, to wait for) and the users the caller now loads (its futures: it
+        settles them with `set_result` or `abandon`, then `release`s them)."""
+        waiting: dict[int, Pending] = {}
+        owned: dict[FlightKey, Pending] = {}
+        futures, gens, epoch = self._futures, read.gens, read.epoch
+        loop = asyncio.get_running_loop()
+        for u in user_ids:
+            key = (u, gens.get(u, ""), epoch)
+            if (future := futures.get(key)) is not None:
+                waiting[u] = future
+            else:
+                owned[key] = futures[key] = loop.create_future()
+        return waiting, owned
+
+    def release(self, owned: dict[FlightKey, Pending]) -> None:
+        for key in owned:
+            self._futures.pop(key, None)
+
+    @staticmethod
+    def abandon(owned: dict[FlightKey, Pending], exc: BaseException) -> None:
+        """The owner's load failed: its waiters re-raise `exc`; if it was
+        cancelled (abandoned, not failed), they load those users themselves."""
+        for future in owned.values():
+            if future.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters, if any, re-raise it
+
+    @staticmethod
+    async def wait(
+        waiting: dict[int, Pending],
+    ) -> tuple[dict[int, UserAccess | None], list[int]]:
+        """The entries other batches loaded, and the orphans: the users whose
+        batch was cancelled before it loaded them (the caller loads those itself).
+        Waited for without `await future`: cancelling the waiter must not cancel a
+        future another request's batch owns (and its other waiters with it). An
+        owner's failure is re-raised."""
+        await asyncio.wait(waiting.values())
+        orphans = [u for u, future in waiting.items() if future.cancelled()]
+        done = {u: f.result() for u, f in waiting.items() if not f.cancelled()}
+        return done, orphans
+
+
 class PermissionCache:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         self.client = client
@@ -290,8 +363,9 @@ class PermissionCache:
         # already seen is skipped (a warm 100-user page decodes 100 JSON values).
         # UserAccess objects are never modified, so sharing them is safe.
         self._decoded: dict[int, tuple[bytes | str, UserAccess | None, str]] = {}
-        # loads in flight in this process, by (user id, fill token, epoch)
-        self.inflight: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
+        # loads in flight in this process (a separate piece; it lives here because,
+        # like the cache, there is one per process): see load_and_fill
+        self.inflight = SingleFlight()
         # test seam: awaited between a batch's SQL read and its write-back
         self.before_fill: Callable[[Sequence[int]], Awaitable[None]] | None = None
 
@@ -481,13 +555,88 @@ class PermissionCache:
         await self._call("sweep", sweep, force=True, budget=60.0)
 
 
+# -- the fill sequence ----------------------------------------------------------
+
+Select = Callable[[list[int]], Awaitable[Mapping[int, UserAccess]]]
+"""The store's batch query: the entries of the users that exist (api/store/permissions.py)."""
+
+_UNGATED = nullcontext()
+
+
+class Fillable(Protocol):
+    """What the fill sequence uses of a cache: PermissionCache (a fake in tests/unit)."""
+
+    before_fill: Callable[[Sequence[int]], Awaitable[None]] | None
+
+    async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None: ...
+
+
+async def load_and_fill(
+    read: CacheRead | None,
+    user_ids: Sequence[int],
+    select: Select,
+    *,
+    cache: Fillable,
+    flights: SingleFlight | None = None,
+    gate: asyncio.Semaphore | None = None,
+) -> tuple[dict[int, UserAccess | None], int | None]:
+    """The race-free fill, written once (the loader and the keeper use it):
+    single flight -> one `select` of the users -> the `before_fill` test seam ->
+    one token-checked write-back.
+
+    `read` holds the fill tokens and the epoch read *before* this call (None:
+    Redis unavailable: load, write nothing). `user_ids` are distinct. With
+    `flights`, a user another batch of this process is loading under the same
+    token and epoch is awaited, not selected again. `gate` is held for the
+    write-back. Returns every user's fresh entry (None: no such user) and the
+    fill's outcome: the number of write-backs refused (a token or the epoch
+    changed since `read`), None when nothing could be written. A failed `select`
+    raises, fills nothing and fails the batches waiting on it."""
+    waiting: dict[int, Pending] = {}
+    owned: dict[FlightKey, Pending] = {}
+    if flights is not None and read is not None:
+        waiting, owned = flights.join(read, user_ids)
+    mine = [u for u in user_ids if u not in waiting] if waiting else list(user_ids)
+    fresh: dict[int, UserAccess | None] = {}
+    refused: int | None = None if read is None else 0
+    try:
+        if mine:
+            loaded = await select(mine)
+            fresh = {u: loaded.get(u) for u in mine}
+            for (u, _, _), future in owned.items():
+                future.set_result(fresh[u])  # waiters need not wait for the write-back
+            if read is not None:
+                # test seam: pause between read and write-back
+                if cache.before_fill is not None:
+                    await cache.before_fill(mine)
+                async with gate or _UNGATED:
+                    refused = await cache.fill(read, fresh)
+    except BaseException as exc:
+        SingleFlight.abandon(owned, exc)
+        raise
+    finally:
+        if flights is not None and owned:
+            flights.release(owned)
+    if waiting:
+        others, orphans = await SingleFlight.wait(waiting)
+        fresh.update(others)
+        if orphans:  # no write-back for them: the next read fills them
+            loaded = await select(orphans)
+            fresh.update({u: loaded.get(u) for u in orphans})
+    return fresh, refused
+
+
 __all__ = [
     "CacheRead",
     "CircuitBreaker",
     "CountingConnection",
+    "Fillable",
     "InvalidationFailed",
     "PermissionCache",
+    "Select",
+    "SingleFlight",
     "create_redis",
     "decode_access",
     "encode_access",
+    "load_and_fill",
 ]

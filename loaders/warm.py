@@ -10,9 +10,10 @@ user's entry, 1,000 users per query:
 - at start, after a whole-cache flush (the invalidator kicks it), and every
   refresh interval (default half the TTL), so an entry is replaced before it
   expires and a missed invalidation heals within one interval;
-- through the same protocol as any reader: the fill tokens are read before the
-  SQL and the write-back is refused for a user invalidated in between, so a
-  pass can never write back permissions a mutation has revoked;
+- through the same protocol as any reader (api/cache.py `load_and_fill`, the
+  loader's fill): the fill tokens are read before the SQL and the write-back is
+  refused for a user invalidated in between, so a pass can never write back
+  permissions a mutation has revoked;
 - in one instance at a time: a Redis lease (SET NX PX) taken for most of an
   interval; a flush takes it regardless;
 - within a bound: at most `permissions_cache_keep_warm_max_users` users (lowest
@@ -31,9 +32,11 @@ import json
 import logging
 import time
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.cache import load_and_fill
 from api.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
 from api.store import permissions as access_store, users as user_store
 from loaders.permissions import load_access_by_user_id
@@ -73,6 +76,7 @@ class CacheKeeper:
         """Reload every active user's entry (up to the bound); return how many
         were written or refused. Stops early when Redis is unavailable."""
         started = time.perf_counter()
+        select = partial(access_store.select_access_by_user_ids, self.db)
         after, total = 0, 0
         while total < self.max_users:
             ids = await user_store.select_ids_after(self.db, after, min(self.batch_size, self.max_users - total))
@@ -81,10 +85,8 @@ class CacheKeeper:
             read = await self.cache.read_tokens(ids)  # tokens before the SQL read
             if read is None:
                 return total
-            loaded = await access_store.select_access_by_user_ids(self.db, ids)
-            if self.cache.before_fill is not None:  # test seam: pause between read and write-back
-                await self.cache.before_fill(ids)
-            if await self.cache.fill(read, {u: loaded.get(u) for u in ids}) is None:
+            _, refused = await load_and_fill(read, ids, select, cache=self.cache)
+            if refused is None:
                 return total
             CACHE_REFRESHED.inc(len(ids))
             total += len(ids)
