@@ -63,7 +63,9 @@ T = TypeVar("T")
 
 GEN_TTL_S = 24 * 3600
 UNLINK_CHUNK = 1000
-DECODED_MAX = 100_000  # decoded values remembered per process (~1 KB each); cleared when full
+DECODED_MAX = (
+    100_000  # decoded values remembered per process (~1 KB each); cleared when full
+)
 SCAN_COUNT = 1000
 _REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -99,7 +101,9 @@ class CountingConnection(aioredis.Connection):
 
     round_trips = 0
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+    async def send_packed_command(
+        self, command: Any, check_health: bool = True
+    ) -> None:
         CountingConnection.round_trips += 1
         REDIS_ROUND_TRIPS.inc()
         await super().send_packed_command(command, check_health)
@@ -141,7 +145,9 @@ class CircuitBreaker:
         self._probing = False
         if self.failures >= self.threshold:
             if self.opened_at is None:
-                logger.warning("redis circuit breaker opened after %d failures", self.failures)
+                logger.warning(
+                    "redis circuit breaker opened after %d failures", self.failures
+                )
             self.opened_at = time.monotonic()
             BREAKER_OPEN.set(1)
 
@@ -223,7 +229,11 @@ def _parse_many(values: list[bytes | str]) -> list[Any] | None:
     when that cannot be trusted: a value that is not one JSON document breaks the
     array or changes its length, and then each value is parsed on its own."""
     try:
-        parsed = orjson.loads(b"[" + b",".join(v if isinstance(v, bytes) else v.encode() for v in values) + b"]")
+        parsed = orjson.loads(
+            b"["
+            + b",".join(v if isinstance(v, bytes) else v.encode() for v in values)
+            + b"]"
+        )
     except orjson.JSONDecodeError:
         return None
     return parsed if type(parsed) is list and len(parsed) == len(values) else None
@@ -265,7 +275,15 @@ def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
         raise _Corrupt("session fields missing or of the wrong type")
     # encode_access writes them sorted and unique; order is only presentation
     # (checks use the set), so it is not re-verified on this hot path
-    access = UserAccess(user_id, active, tuple(role_ids), tuple(roles), tuple(perms), not_before, tuple(revoked))
+    access = UserAccess(
+        user_id,
+        active,
+        tuple(role_ids),
+        tuple(roles),
+        tuple(perms),
+        not_before,
+        tuple(revoked),
+    )
     return access, data["e"]
 
 
@@ -291,7 +309,9 @@ class SingleFlight:
     def __len__(self) -> int:
         return len(self._futures)
 
-    def join(self, read: CacheRead, user_ids: Sequence[int]) -> tuple[dict[int, Pending], dict[FlightKey, Pending]]:
+    def join(
+        self, read: CacheRead, user_ids: Sequence[int]
+    ) -> tuple[dict[int, Pending], dict[FlightKey, Pending]]:
         """Split `user_ids` (distinct): the users another batch is loading (their
         futures, to wait for) and the users the caller now loads (its futures: it
         settles them with `set_result` or `abandon`, then `release`s them)."""
@@ -350,7 +370,9 @@ class PermissionCache:
             settings.breaker_failure_threshold, settings.breaker_cooldown_s
         )
         # the client's own timeouts bound each socket operation; this bounds the call
-        self.budget = settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
+        self.budget = (
+            settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
+        )
         self._fill = client.register_script(_FILL_SCRIPT)
         # False while an invalidation may be missing from Redis (see api/invalidation.py):
         # reads and fills skip Redis until the outbox has been replayed
@@ -371,7 +393,9 @@ class PermissionCache:
 
     async def prepare(self) -> None:
         """Load the fill script so the first write-back is one round trip."""
-        await self._call("script_load", lambda: self.client.script_load(_FILL_SCRIPT), force=True)
+        await self._call(
+            "script_load", lambda: self.client.script_load(_FILL_SCRIPT), force=True
+        )
         await self.ensure_epoch()
 
     async def ensure_epoch(self) -> None:
@@ -380,7 +404,11 @@ class PermissionCache:
         before a Redis restart from equalling tokens read after it, as long as an
         instance restarts with Redis (a restarted Redis keeps no epoch until then:
         see the note in SECURITY.md)."""
-        await self._call("epoch", lambda: self.client.set(self.epoch_key, secrets.token_hex(8), nx=True), force=True)
+        await self._call(
+            "epoch",
+            lambda: self.client.set(self.epoch_key, secrets.token_hex(8), nx=True),
+            force=True,
+        )
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}{user_id}"
@@ -412,7 +440,9 @@ class PermissionCache:
                 return None
             REDIS_ERRORS.labels(op).inc()
             self.breaker.failure()
-            logger.warning("redis %s failed, treating as a miss: %s", op, type(exc).__name__)
+            logger.warning(
+                "redis %s failed, treating as a miss: %s", op, type(exc).__name__
+            )
             return None
         self.breaker.success()
         return result
@@ -475,16 +505,22 @@ class PermissionCache:
         gens = {u: _text(g) for u, g in zip(user_ids, raw[1:], strict=True)}
         return CacheRead({}, _text(raw[0]), gens)
 
-    async def take_lease(self, name: str, seconds: float, *, force: bool = False) -> bool:
+    async def take_lease(
+        self, name: str, seconds: float, *, force: bool = False
+    ) -> bool:
         """A Redis lease shared by every instance (SET NX PX): True when this
         instance holds it now. `force` takes it regardless."""
         if not (self.trusted and self.enabled):
             return False
         key, ms = f"{self.prefix}lease:{name}", max(1, int(seconds * 1000))
-        done = await self._call("lease", lambda: self.client.set(key, self.instance, px=ms, nx=not force))
+        done = await self._call(
+            "lease", lambda: self.client.set(key, self.instance, px=ms, nx=not force)
+        )
         return bool(done)
 
-    async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None:
+    async def fill(
+        self, read: CacheRead, loaded: dict[int, UserAccess | None]
+    ) -> int | None:
         """Write back loaded entries in one round trip; return the number refused."""
         if not loaded or not (self.trusted and self.enabled):
             return 0
@@ -533,14 +569,21 @@ class PermissionCache:
         """Replace the epoch (every entry becomes a miss at once), then reclaim
         memory with SCAN + UNLINK in batches; never KEYS."""
         token = secrets.token_hex(8)
-        if await self._call("flush", lambda: self.client.set(self.epoch_key, token), force=True) is None:
+        if (
+            await self._call(
+                "flush", lambda: self.client.set(self.epoch_key, token), force=True
+            )
+            is None
+        ):
             raise InvalidationFailed("could not replace the cache epoch")
         CACHE_INVALIDATIONS.labels("all").inc()
 
         async def sweep() -> int:
             removed = 0
             batch: list[bytes] = []
-            async for key in self.client.scan_iter(match=f"{self.prefix}*", count=SCAN_COUNT):
+            async for key in self.client.scan_iter(
+                match=f"{self.prefix}*", count=SCAN_COUNT
+            ):
                 if key.endswith(b":gen") or key == self.epoch_key.encode():
                     continue
                 batch.append(key)
@@ -568,7 +611,9 @@ class Fillable(Protocol):
 
     before_fill: Callable[[Sequence[int]], Awaitable[None]] | None
 
-    async def fill(self, read: CacheRead, loaded: dict[int, UserAccess | None]) -> int | None: ...
+    async def fill(
+        self, read: CacheRead, loaded: dict[int, UserAccess | None]
+    ) -> int | None: ...
 
 
 async def load_and_fill(

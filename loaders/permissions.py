@@ -42,7 +42,11 @@ _UNGATED = nullcontext()
 
 
 async def load_access(
-    user_ids: Sequence[int], *, cache: ReadThrough, select: Select, gate: asyncio.Semaphore | None = None
+    user_ids: Sequence[int],
+    *,
+    cache: ReadThrough,
+    select: Select,
+    gate: asyncio.Semaphore | None = None,
 ) -> list[UserAccess | None]:
     """The batch function, with the store's query as `select`. `gate`: the
     request's share of the Redis pool (loaders/factory.py), held for each Redis
@@ -54,10 +58,17 @@ async def load_access(
     misses = list(dict.fromkeys(u for u in user_ids if u not in hits))
     CACHE_HITS.inc(len(user_ids) - len(misses))  # a repeated key counts as a hit
     CACHE_MISSES.inc(len(misses))
-    logger.debug("permission batch keys=%d hits=%d misses=%d", len(user_ids), len(user_ids) - len(misses), len(misses))
+    logger.debug(
+        "permission batch keys=%d hits=%d misses=%d",
+        len(user_ids),
+        len(user_ids) - len(misses),
+        len(misses),
+    )
     if not misses:
         return [hits[u] for u in user_ids]
-    fresh, _ = await load_and_fill(read, misses, select, cache=cache, flights=cache.inflight, gate=gate)
+    fresh, _ = await load_and_fill(
+        read, misses, select, cache=cache, flights=cache.inflight, gate=gate
+    )
     return [hits[u] if u in hits else fresh[u] for u in user_ids]
 
 
@@ -69,10 +80,16 @@ async def _select(db: Database, user_ids: list[int]) -> dict[int, UserAccess]:
 
 
 async def load_access_by_user_id(
-    user_ids: Sequence[int], *, db: Database, cache: ReadThrough, gate: asyncio.Semaphore | None = None
+    user_ids: Sequence[int],
+    *,
+    db: Database,
+    cache: ReadThrough,
+    gate: asyncio.Semaphore | None = None,
 ) -> list[UserAccess | None]:
     """`load_access` over PostgreSQL; the SQL is bounded by the request's `db` view."""
-    return await load_access(user_ids, cache=cache, select=partial(_select, db), gate=gate)
+    return await load_access(
+        user_ids, cache=cache, select=partial(_select, db), gate=gate
+    )
 
 
 __all__ = ["ReadThrough", "load_access", "load_access_by_user_id"]

@@ -79,7 +79,9 @@ class CacheKeeper:
         select = partial(access_store.select_access_by_user_ids, self.db)
         after, total = 0, 0
         while total < self.max_users:
-            ids = await user_store.select_ids_after(self.db, after, min(self.batch_size, self.max_users - total))
+            ids = await user_store.select_ids_after(
+                self.db, after, min(self.batch_size, self.max_users - total)
+            )
             if not ids:
                 break
             read = await self.cache.read_tokens(ids)  # tokens before the SQL read
@@ -93,7 +95,10 @@ class CacheKeeper:
             after = ids[-1]
         else:
             if await user_store.select_ids_after(self.db, after, 1):
-                logger.warning("the keeper keeps %d users warm; users with higher ids are read-through only", total)
+                logger.warning(
+                    "the keeper keeps %d users warm; users with higher ids are read-through only",
+                    total,
+                )
         CACHE_REFRESH_SECONDS.observe(time.perf_counter() - started)
         logger.info("refreshed the permission cache for %d users", total)
         return total
@@ -105,13 +110,17 @@ class CacheKeeper:
             forced = self._kicked.is_set()
             self._kicked.clear()
             try:
-                if await self.cache.take_lease(LEASE, self.interval * 0.9, force=forced):
+                if await self.cache.take_lease(
+                    LEASE, self.interval * 0.9, force=forced
+                ):
                     await self.refresh_all()
             except Exception:  # PostgreSQL down or the like: the next interval retries
                 logger.warning("cache keeper pass failed", exc_info=True)
             # while Redis is not trusted (an invalidation awaits replay) look again soon
             with suppress(TimeoutError):
-                async with asyncio.timeout(self.interval if self.cache.trusted else min(self.interval, 1.0)):
+                async with asyncio.timeout(
+                    self.interval if self.cache.trusted else min(self.interval, 1.0)
+                ):
                     await self._kicked.wait()
 
 
@@ -140,7 +149,11 @@ def _cli_settings() -> Settings:
     if not unset or not DEV_SERVERS_FILE.exists():
         return settings
     servers = json.loads(DEV_SERVERS_FILE.read_text())
-    logger.info("using the servers of `make run` (%s) for %s", DEV_SERVERS_FILE, ", ".join(sorted(unset)))
+    logger.info(
+        "using the servers of `make run` (%s) for %s",
+        DEV_SERVERS_FILE,
+        ", ".join(sorted(unset)),
+    )
     return settings.model_copy(update={name: servers[name] for name in unset})
 
 
