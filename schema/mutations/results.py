@@ -52,6 +52,10 @@ _USER = "The user as the read API shows it: needs users:read, or being this user
 _ROLE = "The role as the read API shows it: needs roles:read."
 
 
+# The payloads below name their subject by id always, and show it under the read
+# API's permission; RoleAssignment and RoleGrant inherit those fields.
+
+
 @strawberry.type
 class UserPayload:
     target: strawberry.Private[UserRow]
@@ -84,43 +88,16 @@ class PermissionPayload:
 
 
 @strawberry.type
-class RoleAssignment:
-    target: strawberry.Private[UserRow]
-    role_row: strawberry.Private[RoleRow]
+class RoleAssignment(UserPayload, RolePayload):
     changed: bool = strawberry.field(
         description="False when the call changed nothing (idempotent)."
     )
 
-    @strawberry.field
-    def user_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.target.id))
-
-    @strawberry.field(description=_USER)
-    def user(self, info: Info) -> User | None:
-        return _user(info, self.target)
-
-    @strawberry.field
-    def role_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.role_row.id))
-
-    @strawberry.field(description=_ROLE)
-    def role(self, info: Info) -> Role | None:
-        return _role(info, self.role_row)
-
 
 @strawberry.type
-class RoleGrant:
-    role_row: strawberry.Private[RoleRow]
+class RoleGrant(RolePayload):
     permission: Permission
     changed: bool
-
-    @strawberry.field
-    def role_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.role_row.id))
-
-    @strawberry.field(description=_ROLE)
-    def role(self, info: Info) -> Role | None:
-        return _role(info, self.role_row)
 
 
 @strawberry.type
