@@ -122,6 +122,12 @@ class CacheKeeper:
                     self.interval if self.cache.trusted else min(self.interval, 1.0)
                 ):
                     await self._kicked.wait()
+            # Python 3.11: a cancel() that lands as the timeout fires comes out of
+            # asyncio.timeout() as TimeoutError (suppressed above); the task still
+            # counts it, so honour it here, or the keeper never stops
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
 
 async def warm_all(db: Database, cache: PermissionCache, batch_size: int = 1000) -> int:
