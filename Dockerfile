@@ -17,7 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH
 # the dev tools it also pins are not installed. The code runs from /app, where
 # sql/ sits beside it.
 COPY pyproject.toml README.md requirements.lock ./
-RUN mkdir -p api schema loaders && touch api/__init__.py schema/__init__.py loaders/__init__.py \
+RUN for d in api schema loaders permcore permauth permstore permbase; do mkdir -p $d && touch $d/__init__.py; done \
     && pip install -c requirements.lock . && pip uninstall -y permgraph
 
 FROM python:3.11-slim AS runtime
@@ -25,10 +25,16 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/venv/bin:$PATH ENVIRO
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin permgraph
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-# the app reads sql/ and web/node_modules/ relative to the source tree
+# the app reads sql/ and web/node_modules/ relative to the source tree; one
+# folder per layer (README "Layout"); permdev/ (make run, seed, embedded
+# servers) stays out of the image
 COPY --chown=permgraph api ./api
 COPY --chown=permgraph schema ./schema
 COPY --chown=permgraph loaders ./loaders
+COPY --chown=permgraph permcore ./permcore
+COPY --chown=permgraph permauth ./permauth
+COPY --chown=permgraph permstore ./permstore
+COPY --chown=permgraph permbase ./permbase
 COPY --chown=permgraph sql ./sql
 COPY --from=assets --chown=permgraph /build/web/node_modules ./web/node_modules
 USER permgraph

@@ -33,7 +33,7 @@ web/node_modules/.installed: web/package.json
 install: $(VENV)/.installed web/node_modules/.installed
 
 run: install
-	$(BIN)/python -m api.dev
+	$(BIN)/python -m permdev.dev
 
 lint: install
 	$(BIN)/ruff format --check .

@@ -5,8 +5,8 @@ FastAPI routing and dependency solving, Starlette's middleware stack and
 Strawberry's HTTP view and extension runner were about a third of the CPU of a
 small query (bench/README.md, "Profiles"). This ASGI layer sits in front of the
 app and takes only the plain case: a JSON body `{"query", "variables"?,
-"operationName"?, "extensions"?}` (of extensions, only `cost`: schema/limits.py)
-whose text `schema/prepared.py` already knows as a valid query, and credentials
+"operationName"?, "extensions"?}` (of extensions, only `cost`: schema/engine/limits.py)
+whose text `schema/engine/prepared.py` already knows as a valid query, and credentials
 that verify. Everything else (first sight of a document, mutations, GraphiQL,
 bad or missing credentials' errors, other paths) goes to the app unchanged,
 with the body replayed, so there is one place that decides each of those
@@ -29,23 +29,23 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from api.auth import MAX_AUTHORIZATION_BYTES
 from api.context import context_for
-from api.errors import AppError
-from api.metrics import GRAPHQL_PREPARED
-from schema.limits import cost_requested
-from schema.prepared import execute_prepared, prepared_query
+from permauth.tokens import MAX_AUTHORIZATION_BYTES
+from permbase.errors import AppError
+from permbase.metrics import GRAPHQL_PREPARED
+from schema.engine.limits import cost_requested
+from schema.engine.prepared import execute_prepared, prepared_query
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from schema.errors import PermgraphSchema
+    from schema.engine.errors import PermgraphSchema
 
 _KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _JSON = b"application/json"
 _EXTENSIONS = frozenset(
     {"cost"}
-)  # request extensions the lane knows (schema/limits.py)
+)  # request extensions the lane knows (schema/engine/limits.py)
 
 
 class GraphQLLane:
@@ -79,7 +79,7 @@ class GraphQLLane:
             if name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == _JSON
             elif name == b"authorization":
-                # capped: a longer header is refused (api/auth.py) without decoding the rest
+                # capped: a longer header is refused (permauth/tokens.py) without decoding the rest
                 authorization = value[: MAX_AUTHORIZATION_BYTES + 1].decode("latin-1")
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")

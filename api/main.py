@@ -23,20 +23,20 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
-from api.auth import TokenService
-from api.cache import PermissionCache, create_redis
 from api.context import get_context
-from api.db import create_database
-from api.errors import AppError
 from api.ide import ASSET_PREFIX, NODE_MODULES, graphiql_html, local_assets_present
-from api.invalidation import Invalidator
 from api.lane import GraphQLLane
-from api.log_setup import configure_logging
-from api.metrics import install_gc_timer
-from api.settings import Settings, get_settings
 from api.state import State
-from loaders.warm import CacheKeeper
-from schema.errors import add_codes
+from permauth.tokens import TokenService
+from permbase.errors import AppError
+from permbase.log_setup import configure_logging
+from permbase.metrics import install_gc_timer
+from permbase.settings import Settings, get_settings
+from permcore.cache import PermissionCache, create_redis
+from permcore.invalidation import Invalidator
+from permcore.keeper import CacheKeeper
+from permstore.db import create_database
+from schema.engine.errors import add_codes
 from schema.root import build_schema
 
 logger = logging.getLogger(__name__)

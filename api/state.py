@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, TypedDict
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from api.auth import TokenService
-    from api.cache import PermissionCache
-    from api.db import Database
-    from api.invalidation import Invalidator
-    from api.settings import Settings
+    from permauth.tokens import TokenService
+    from permbase.settings import Settings
+    from permcore.cache import PermissionCache
+    from permcore.invalidation import Invalidator
+    from permstore.db import Database
 
 
 class State(TypedDict):

@@ -10,7 +10,7 @@ prints the CPU milliseconds per request (time.process_time: the event loop,
 the Redis client and GraphQL execution; PostgreSQL and Redis run in other
 processes), minimum and median over rounds, for:
 
-- the prepared path (schema/prepared.py, what the fast lane runs), and
+- the prepared path (schema/engine/prepared.py, what the fast lane runs), and
 - Strawberry's full `Schema.execute` with the parser and validation caches.
 """
 
@@ -31,13 +31,13 @@ from graphql import parse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.auth import TokenService  # noqa: E402
 from api.context import context_for  # noqa: E402
-from api.embedded import services  # noqa: E402
 from api.main import create_app  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from bench.permissions import JWT_SECRET, drop, prepare  # noqa: E402
-from schema.prepared import execute_prepared  # noqa: E402
+from permauth.tokens import TokenService  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
+from permdev.embedded import services  # noqa: E402
+from schema.engine.prepared import execute_prepared  # noqa: E402
 from schema.root import build_schema  # noqa: E402
 
 QUERIES = {

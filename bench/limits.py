@@ -1,4 +1,4 @@
-"""What the query limits save (schema/limits.py; issue 12, items 3, 5 and 6).
+"""What the query limits save (schema/engine/limits.py; issue 12, items 3, 5 and 6).
 
     .venv/bin/python bench/limits.py              # documents only, in process (~20 s, no servers)
     .venv/bin/python bench/limits.py --fan-out    # and the fan-out query against seeded servers (~1 min)
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.settings import Settings  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
 from schema.root import build_schema  # noqa: E402
 
 OFF = 10**9
@@ -121,8 +121,8 @@ async def fan_out(settings: Settings, label: str) -> dict[str, Any]:
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from api.auth import TokenService
     from api.main import create_app
+    from permauth.tokens import TokenService
 
     con = await asyncpg.connect(settings.database_url)
     try:  # a holder of `viewer` (the demo seed may give it to nobody)
@@ -215,8 +215,8 @@ def describe(response: Any) -> str:
 
 
 def fan_outs(rounds: int) -> None:
-    from api.embedded import services
     from bench.permissions import JWT_SECRET, drop, prepare
+    from permdev.embedded import services
 
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))

@@ -16,7 +16,7 @@ prints, side by side in one run:
 3. a Zipf (s=1.1) read mix of `user(id) { permissions }` over all users for
    --zipf-seconds, with and without the cache, and the reduction in
    permission SQL statements (pg_stat_statements): read-through only, and with
-   the keeper (loaders/warm.py), each from a cold start and in a second minute;
+   the keeper (permcore/keeper.py), each from a cold start and in a second minute;
 4. the queries PostGraphile was measured on, with the fast lane (api/lane.py)
    on and off, against PostGraphile's numbers on this machine.
 
@@ -48,14 +48,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.cache import CountingConnection, PermissionCache, create_redis  # noqa: E402
-from api.db import create_database, query_listeners  # noqa: E402
-from api.embedded import free_port, services  # noqa: E402
-from api.migrate import migrate  # noqa: E402
-from api.seed import ADMIN_EMAIL, seed  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from loaders.permissions import load_access_by_user_id  # noqa: E402
 from loaders.permissions_per_user import load_access_one_by_one  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
+from permcore.cache import CountingConnection, PermissionCache, create_redis  # noqa: E402
+from permcore.read import load_access_by_user_id  # noqa: E402
+from permdev.embedded import free_port, services  # noqa: E402
+from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
+from permstore.db import create_database, query_listeners  # noqa: E402
+from permstore.migrate import migrate  # noqa: E402
 
 USERS = 10_000
 ADMIN_PASSWORD = "bench-admin-password-" + secrets.token_hex(4)

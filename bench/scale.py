@@ -3,7 +3,7 @@
     .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--runs 30] [--out results.json]
 
 One database per size (own PostgreSQL and Redis unless DATABASE_URL / REDIS_URL
-are set), filled by the seed (api/seed.py: synthetic users with 1-3 of 20 team
+are set), filled by the seed (permdev/seed.py: synthetic users with 1-3 of 20 team
 roles each), the last 20 users deactivated, then VACUUM ANALYZE (what autovacuum
 leaves behind). One app per size (prod profile; the keeper off so that it does
 not compete for the CPU; its own Redis database) answers every query below
@@ -42,11 +42,11 @@ from asgi_lifespan import LifespanManager
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.embedded import services  # noqa: E402
 from api.main import create_app  # noqa: E402
-from api.migrate import migrate  # noqa: E402
-from api.seed import ADMIN_EMAIL, seed  # noqa: E402
-from api.settings import Settings  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
+from permdev.embedded import services  # noqa: E402
+from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
+from permstore.migrate import migrate  # noqa: E402
 from schema.pagination import encode_cursor  # noqa: E402
 
 ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)

@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.embedded import services  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from bench.permissions import JWT_SECRET, Server, drop, login, prepare  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
+from permdev.embedded import services  # noqa: E402
 
 
 def main() -> None:

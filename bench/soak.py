@@ -38,8 +38,6 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from bench.permissions import (  # noqa: E402
     JWT_SECRET,
     PERMISSION_QUERY_MARK,
@@ -50,6 +48,8 @@ from bench.permissions import (  # noqa: E402
     prepare,
     table,
 )
+from permbase.settings import Settings  # noqa: E402
+from permdev.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 READ = '{ user(id: "%d") { permissions } }'
 ASSIGN = 'mutation { %s(userId: "%d", roleId: "%d") { __typename } }'

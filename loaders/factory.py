@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from loaders.permissions import load_access_by_user_id
 from loaders.permissions_per_user import load_access_one_by_one
 from loaders.roles import load_permissions_by_role_id, load_roles_by_id
 from loaders.users import (
@@ -24,11 +23,12 @@ from loaders.users import (
     load_members_by_role,
     load_users_by_id,
 )
+from permcore.read import load_access_by_user_id
 
 if TYPE_CHECKING:
-    from api.cache import PermissionCache
-    from api.db import Database
-    from api.models import PermissionRow, RoleRow, UserAccess, UserRow
+    from permcore.cache import PermissionCache
+    from permstore.db import Database
+    from permstore.models import PermissionRow, RoleRow, UserAccess, UserRow
 
 
 K = TypeVar("K")
@@ -109,7 +109,7 @@ def create_loaders(
     redis_slots: int | None = None,
 ) -> Loaders:
     """The loaders of one request. `db` is the request's view of the pool (it
-    bounds the request's statements: api/db.py `Database.for_request`);
+    bounds the request's statements: permstore/db.py `Database.for_request`);
     `redis_slots` bounds the request's Redis calls in flight, so that one request
     cannot take the whole Redis pool (None: unbounded, for tools)."""
     if per_user:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.cache import decode_access, encode_access
-from api.store import permissions as store
+from permcore.cache import decode_access, encode_access
+from permstore import permissions as store
 
 if TYPE_CHECKING:
-    from api.cache import PermissionCache
-    from api.db import Database
-    from api.models import UserAccess
+    from permcore.cache import PermissionCache
+    from permstore.db import Database
+    from permstore.models import UserAccess
 
 
 async def _one(user_id: int, db: Database, cache: PermissionCache) -> UserAccess | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.store import permissions as permission_store, roles as store
+from permstore import permissions as permission_store, roles as store
 
 if TYPE_CHECKING:
-    from api.db import Database
-    from api.models import PermissionRow, RoleRow
+    from permstore.db import Database
+    from permstore.models import PermissionRow, RoleRow
 
 
 async def load_roles_by_id(ids: Sequence[int], *, db: Database) -> list[RoleRow | None]:

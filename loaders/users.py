@@ -6,11 +6,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.store import users as store
+from permstore import users as store
 
 if TYPE_CHECKING:
-    from api.db import Database
-    from api.models import UserRow
+    from permstore.db import Database
+    from permstore.models import UserRow
 
 # (role_id, after_user_id, limit): one page of a role's members
 MembersKey = tuple[int, int, int]

@@ -14,7 +14,7 @@ import re
 
 import strawberry
 
-from api.errors import InvalidInput
+from permbase.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
 # an id: 1 to 18 ASCII digits (always within bigint); `re.ASCII` keeps \d to 0-9

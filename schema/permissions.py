@@ -1,6 +1,6 @@
 """Permission classes: every field states what it needs. The caller's access is
 loaded once per request through the permission loader (one MGET, before
-execution: api/context.py), so every check is a synchronous set lookup."""
+execution: schema/context.py), so every check is a synchronous set lookup."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
-from api.context import Info
+from schema.context import Info
 
 
 class IsAuthenticated(BasePermission):

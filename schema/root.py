@@ -17,20 +17,20 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from schema.errors import PermgraphSchema, ShapeErrors
-from schema.execution import PermgraphExecutionContext, use_default_resolvers
-from schema.limits import LimitedValidation
+from schema.engine.errors import PermgraphSchema, ShapeErrors
+from schema.engine.execution import PermgraphExecutionContext, use_default_resolvers
+from schema.engine.limits import LimitedValidation
+from schema.engine.prepared import PreparedDocuments, RememberValid
+from schema.engine.rules import OneLoginPerDocument
+from schema.engine.viewer import LoadViewer
 from schema.mutations.auth import AuthMutations
 from schema.mutations.permissions import PermissionMutations
 from schema.mutations.roles import RoleMutations
 from schema.mutations.users import UserMutations
-from schema.prepared import PreparedDocuments, RememberValid
 from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
-from schema.rules import OneLoginPerDocument
 from schema.types import resolve_has_permission, resolve_permissions, resolve_roles
-from schema.viewer import LoadViewer
 
 
 @strawberry.type
@@ -63,7 +63,7 @@ def build_schema(
         lambda: ParserCache(maxsize=512),
         *[(lambda ext=ext: ext) for ext in shared],
         # validation, with the shape limits before it and the cost limit after it
-        # (schema/limits.py; the limits are settings, read from the context)
+        # (schema/engine/limits.py; the limits are settings, read from the context)
         lambda: LimitedValidation(maxsize=512),
         LoadViewer,
         ShapeErrors,

@@ -10,10 +10,10 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField
 
-from api.context import Info
-from api.errors import NotFound
-from api.models import AuditRow, PermissionRow, RoleRow, UserAccess, UserRow
-from api.store import users as user_store
+from permbase.errors import NotFound
+from permstore import users as user_store
+from permstore.models import AuditRow, PermissionRow, RoleRow, UserAccess, UserRow
+from schema.context import Info
 from schema.pagination import PageInfo, check_first, decode_cursor, encode_cursor
 from schema.permissions import check, needs
 

@@ -2,7 +2,7 @@
 
 DATABASE_URL / REDIS_URL are used when set; otherwise servers already answering
 on 5432/6379; otherwise throwaway servers from pip-installed binaries in a
-temporary directory (api/embedded.py). Either way the session works in a
+temporary directory (permdev/embedded.py). Either way the session works in a
 database of its own (random name, dropped at the end) and a Redis database it
 flushes, so it never touches anything else.
 """
@@ -18,9 +18,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from api.embedded import services
-from api.migrate import migrate
-from api.settings import Settings
+from permbase.settings import Settings
+from permdev.embedded import services
+from permstore.migrate import migrate
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ADMIN_PASSWORD = "admin-password-for-tests"

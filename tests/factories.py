@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 
-from api.auth import TokenService
-from api.db import query_listeners
 from api.main import create_app
-from api.settings import Settings
 from api.state import State
+from permauth.tokens import TokenService
+from permbase.settings import Settings
+from permstore.db import query_listeners
 
 APP_TABLES = (
     "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
@@ -47,7 +47,7 @@ class StatementLog:
 @asynccontextmanager
 async def acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection from the pool, typed as the Connection the app's functions
-    take (as `api.db.Database.connection` yields it)."""
+    take (as `permstore.db.Database.connection` yields it)."""
     async with pool.acquire() as con:
         yield con  # type: ignore[misc]  # a pool proxy behaves as its Connection; asyncpg-stubs type it apart
 

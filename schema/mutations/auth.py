@@ -7,11 +7,11 @@ from typing import Annotated
 
 import strawberry
 
-from api import sessions
-from api.context import Info
-from api.errors import InvalidInput, Unauthenticated
-from api.store import users as user_store
 from loaders.factory import forget
+from permauth import sessions
+from permbase.errors import InvalidInput, Unauthenticated
+from permstore import users as user_store
+from schema.context import Info
 from schema.mutations import validate
 from schema.mutations.results import InvalidInputError, UserPayload
 from schema.mutations.unit import snapshot, unit_of_work

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import strawberry
 
-from api.context import Info
-from api.delegation import RESERVED_RESOURCES
-from api.store import (
+from permcore.delegation import RESERVED_RESOURCES
+from permstore import (
     permissions as permission_store,
     roles as role_store,
     users as user_store,
 )
+from schema.context import Info
 from schema.mutations import validate
 from schema.mutations.results import (
     CacheInvalidated,

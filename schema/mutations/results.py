@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.models import RoleRow, UserRow
+from permstore.models import RoleRow, UserRow
+from schema.context import Info
 from schema.permissions import check
 from schema.types import Permission, Role, User
 

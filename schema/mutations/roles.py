@@ -12,14 +12,14 @@ from typing import Annotated
 import asyncpg
 import strawberry
 
-from api.context import Info
-from api.models import RoleRow
-from api.store import (
+from loaders.factory import forget
+from permstore import (
     permissions as permission_store,
     roles as role_store,
     users as user_store,
 )
-from loaders.factory import forget
+from permstore.models import RoleRow
+from schema.context import Info
 from schema.mutations import validate
 from schema.mutations.results import (
     ConflictError,

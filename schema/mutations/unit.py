@@ -1,6 +1,6 @@
 """One mutation = one transaction + audit rows + exact invalidation after commit.
 
-The delegation rule (api/delegation.py) runs inside that transaction; its
+The delegation rule (permcore/delegation.py) runs inside that transaction; its
 refusals become the mutation's `NotAllowedError` / `NotFoundError` results.
 """
 
@@ -12,16 +12,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from api import delegation
-from api.store import audit as audit_store
 from loaders.factory import forget
+from permcore import delegation
+from permstore import audit as audit_store
 from schema.mutations.results import NotAllowedError, not_found
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.context import Context
-    from api.invalidation import Ticket
+    from permcore.invalidation import Ticket
+    from schema.context import Context
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Work:
     _rules: delegation.Delegation | None = None
 
     async def rules(self, needs: str | None = None) -> delegation.Delegation:
-        """The delegation rule for this transaction (api/delegation.py): takes the
+        """The delegation rule for this transaction (permcore/delegation.py): takes the
         lock that serialises privilege changes, reads the caller as committed and
         checks again `needs`, the mutation's own permission (the first call must
         name it). Call it before reading the subject."""

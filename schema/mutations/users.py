@@ -7,11 +7,11 @@ from typing import Annotated
 import asyncpg
 import strawberry
 
-from api.context import Info
-from api.emails import normalize_email
-from api.passwords import check_strength, hash_password
-from api.store import users as user_store
 from loaders.factory import forget
+from permauth.emails import normalize_email
+from permauth.passwords import check_strength, hash_password
+from permstore import users as user_store
+from schema.context import Info
 from schema.mutations import validate
 from schema.mutations.results import (
     ConflictError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from api.emails import BadEmail, normalize_email
+from permauth.emails import BadEmail, normalize_email
 from schema.mutations.results import InvalidInputError
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -12,7 +12,7 @@ PERMISSION_CODE = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 
 
 def email(value: str) -> InvalidInputError | None:
-    """See api/emails.py: the address is stored as `normalize_email` spells it."""
+    """See permauth/emails.py: the address is stored as `normalize_email` spells it."""
     try:
         normalize_email(value)
     except BadEmail as exc:

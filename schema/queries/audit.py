@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.store import audit as audit_store
+from permstore import audit as audit_store
+from schema.context import Info
 from schema.pagination import check_first, decode_cursor, encode_cursor
 from schema.permissions import needs
 from schema.types import AuditConnection, AuditEntry

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Info
-from api.errors import NotFound
-from api.store import permissions as permission_store, roles as role_store
+from permbase.errors import NotFound
+from permstore import permissions as permission_store, roles as role_store
+from schema.context import Info
 from schema.pagination import parse_id
 from schema.permissions import needs
 from schema.types import Permission, Role

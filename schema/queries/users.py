@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import strawberry
 
-from api.context import Context, Info
-from api.errors import InvalidInput, NotFound
-from api.store import users as user_store
+from permbase.errors import InvalidInput, NotFound
+from permstore import users as user_store
+from schema.context import Context, Info
 from schema.pagination import check_first, decode_cursor, parse_id
 from schema.permissions import authenticated
 from schema.types import User, UserConnection, count_users, entry_answers, wants_access
@@ -42,7 +42,7 @@ class UserQueries:
                 raise NotFound(f"No user with id {uid}.", id=str(uid))
             return User.from_entry(access)
         row = await ctx.loaders.users_by_id.load(uid)
-        # the caller's entry rides in the same MGET as this user's (schema/viewer.py)
+        # the caller's entry rides in the same MGET as this user's (schema/engine/viewer.py)
         rows = [row] if row is not None and wants_access(info) else []
         accesses = await ctx.load_viewer_with([r.id for r in rows])
         ctx.require("users:read")  # before anything, even "not found", is told
@@ -81,7 +81,7 @@ class UserQueries:
         if texts:
             accesses = await ctx.load_access_page([r.id for r in page]) if page else []
         else:
-            # the caller's entry rides in the same MGET as the page's (schema/viewer.py):
+            # the caller's entry rides in the same MGET as the page's (schema/engine/viewer.py):
             # the SQL before the check took only validated integers
             accesses = await ctx.load_viewer_with([r.id for r in page])
             ctx.require("users:read")  # before any row is returned

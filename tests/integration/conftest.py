@@ -11,9 +11,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.main import create_app
-from api.seed import seed
-from api.settings import Settings
 from api.state import State
+from permbase.settings import Settings
+from permdev.seed import seed
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import APP_TABLES, acquire, token_for
 

@@ -14,8 +14,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from api.main import create_app
-from api.settings import Settings
-from api.store import roles as role_store
+from permbase.settings import Settings
+from permstore import roles as role_store
 from tests.factories import codes, gql
 
 

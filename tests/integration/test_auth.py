@@ -13,10 +13,10 @@ import asyncpg
 import httpx
 import jwt
 
-from api.passwords import hash_password
-from api.seed import ADMIN_EMAIL
-from api.settings import Settings
 from api.state import State
+from permauth.passwords import hash_password
+from permbase.settings import Settings
+from permdev.seed import ADMIN_EMAIL
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import (
     acquire,

@@ -34,8 +34,8 @@ from hypothesis import (
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from api.main import create_app
-from api.seed import seed
-from api.settings import Settings
+from permbase.settings import Settings
+from permdev.seed import seed
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import APP_TABLES, acquire, token_for
 

@@ -18,7 +18,7 @@ from hypothesis import (
 )
 from pydantic import SecretStr
 
-from api.settings import Settings
+from permbase.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import app_with
 

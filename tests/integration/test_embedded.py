@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from api import embedded
-from api.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
+from permdev import embedded
+from permdev.embedded import EmbeddedPostgres, EmbeddedRedis, reachable
 
 
 @pytest.fixture

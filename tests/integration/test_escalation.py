@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from api.seed import seed
-from api.settings import Settings
+from permbase.settings import Settings
+from permdev.seed import seed
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import acquire, app_with, codes, gql, token_for
 

@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 
 from api.main import create_app
-from api.settings import Settings
 from api.state import State
+from permbase.settings import Settings
 from tests.factories import acquire, codes, gql, insert_user, token_for
 from tests.faultproxy import FaultProxy, Mode
 

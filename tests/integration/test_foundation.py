@@ -12,11 +12,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from api.embedded import free_port
 from api.main import create_app
-from api.migrate import MigrationError, apply, discover
-from api.seed import ADMIN_EMAIL, seed
-from api.settings import Settings
+from permbase.settings import Settings
+from permdev.embedded import free_port
+from permdev.seed import ADMIN_EMAIL, seed
+from permstore.migrate import MigrationError, apply, discover
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The fast lane (api/lane.py, schema/prepared.py) answers exactly what the full
+"""The fast lane (api/lane.py, schema/engine/prepared.py) answers exactly what the full
 path answers: each request is sent twice, the first time through the full path
 (the document is new: a unique comment makes it so), the second through the
 lane for a query that validated; status and body must be equal."""
@@ -15,9 +15,9 @@ import httpx
 import pytest
 from graphql import parse
 
-from api.settings import Settings
-from api.store import roles as role_store
-from schema.prepared import PreparedDocuments
+from permbase.settings import Settings
+from permstore import roles as role_store
+from schema.engine.prepared import PreparedDocuments
 from tests.factories import acquire, insert_user, metric, token_for
 
 LANE = "graphql_prepared_requests_total"

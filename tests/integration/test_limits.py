@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 import strawberry.schema.schema as strawberry_schema
 from graphql import validate as graphql_validate
 
-from api.errors import ServiceUnavailable
-from api.seed import seed
-from api.settings import Settings
-from api.store import (
+from permbase.errors import ServiceUnavailable
+from permbase.settings import Settings
+from permdev.seed import seed
+from permstore import (
     permissions as permission_store,
     roles as role_store,
     users as user_store,

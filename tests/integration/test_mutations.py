@@ -11,9 +11,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from api.settings import Settings
 from api.state import State
-from loaders.permissions import load_access_by_user_id
+from permbase.settings import Settings
+from permcore.read import load_access_by_user_id
 from tests.factories import (
     acquire,
     codes,
@@ -559,7 +559,7 @@ async def test_create_and_update_user_drop_no_permission_entries(
     )
     assert (
         created["user"]["email"] == "new@example.com"
-    )  # one spelling per mailbox (api/emails.py)
+    )  # one spelling per mailbox (permauth/emails.py)
     dup = await run(
         client,
         admin_token,

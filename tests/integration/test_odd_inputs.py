@@ -39,7 +39,7 @@ from graphql import (
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from strawberry.permission import PermissionExtension
 
-from api.settings import Settings
+from permbase.settings import Settings
 from schema.permissions import HasPermission, IsAuthenticated
 from schema.root import build_schema
 from tests.conftest import ADMIN_PASSWORD
@@ -50,7 +50,7 @@ SCHEMA = build_schema(
 )._schema
 
 # Root fields without a permission extension: those that check users:read in
-# their resolver (schema/viewer.py), and those anyone may call. A new field
+# their resolver (schema/engine/viewer.py), and those anyone may call. A new field
 # without an extension must be added to one of them (test_every_field_is_classified).
 CHECKED_IN_RESOLVER = {"user": "users:read", "users": "users:read"}
 PUBLIC = frozenset({"login", "refreshToken", "logout"})
@@ -240,7 +240,7 @@ def _ordinary(world: World, field: str, name: str, type_: GraphQLInputType) -> A
         return {
             "email": f"ordinary{n}@example.com",
             "name": f"ordinary-{n}",
-            "code": f"ordinary{n}:read",  # not a reserved resource (api/delegation.py)
+            "code": f"ordinary{n}:read",  # not a reserved resource (permcore/delegation.py)
             "password": "an ordinary long password",
             "newPassword": "an ordinary long password",
             "currentPassword": "not the current password",

@@ -1,8 +1,8 @@
 """The permission loader and its Redis cache, against real servers.
 
-Round trips are counted by the connection wrapper (api.cache.CountingConnection,
+Round trips are counted by the connection wrapper (permcore.cache.CountingConnection,
 one per packet sent), commands by Redis itself (INFO commandstats), SQL
-statements by asyncpg's query logger (api.db.query_listeners).
+statements by asyncpg's query logger (permstore.db.query_listeners).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from api.cache import CountingConnection, encode_access
-from api.embedded import free_port
-from api.models import UserAccess
-from api.seed import seed
-from api.settings import Settings
 from api.state import State
-from loaders.permissions import load_access_by_user_id
+from permbase.settings import Settings
+from permcore.cache import CountingConnection, encode_access
+from permcore.read import load_access_by_user_id
+from permdev.embedded import free_port
+from permdev.seed import seed
+from permstore.models import UserAccess
 from tests.factories import (
     acquire,
     app_with,
@@ -94,7 +94,7 @@ async def test_http_page_costs_one_redis_round_trip_and_at_most_one_permission_q
     async with acquire(pool) as con:
         await seed(con, users=n)
     # after the admin (id 1): a page of synthetic users; the caller's own entry
-    # travels in the same MGET as the page's (schema/viewer.py)
+    # travels in the same MGET as the page's (schema/engine/viewer.py)
     query = (
         '{ users(first: %d, after: "dXNlcjox") { edges { node { id permissions hasPermission(code: "res_01:read") roles { name } } } } }'
         % n

@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api.seed import ADMIN_EMAIL, seed
+from permdev.seed import ADMIN_EMAIL, seed
 from schema.pagination import encode_cursor
 from tests.factories import acquire, codes, counting_sql, gql, insert_user
 

@@ -22,10 +22,10 @@ from hypothesis import (
     strategies as st,
 )
 
-from api.db import Database, create_database
-from api.seed import seed
-from api.settings import Settings
-from api.store import users as user_store
+from permbase.settings import Settings
+from permdev.seed import seed
+from permstore import users as user_store
+from permstore.db import Database, create_database
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import APP_TABLES, acquire, insert_user
 

@@ -20,11 +20,11 @@ import jwt
 import orjson
 import pytest
 
-from api.auth import MAX_AUTHORIZATION_BYTES
-from api.cache import CountingConnection
-from api.passwords import hash_password
-from api.settings import Settings
 from api.state import State
+from permauth.passwords import hash_password
+from permauth.tokens import MAX_AUTHORIZATION_BYTES
+from permbase.settings import Settings
+from permcore.cache import CountingConnection
 from tests.factories import (
     acquire,
     codes,

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-import api.sessions
+import permauth.sessions
 from api.main import create_app
-from api.passwords import hash_password, verify_password
-from api.seed import ADMIN_EMAIL
-from api.settings import Settings
+from permauth.passwords import hash_password, verify_password
+from permbase.settings import Settings
+from permdev.seed import ADMIN_EMAIL
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import acquire, codes, gql, insert_user
 
@@ -91,7 +91,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(password)
         return await real(stored, password)
 
-    monkeypatch.setattr(api.sessions, "verify_password", counting)
+    monkeypatch.setattr(permauth.sessions, "verify_password", counting)
     return made
 
 

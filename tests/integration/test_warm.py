@@ -8,12 +8,12 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from api.seed import seed
-from api.settings import Settings
 from api.state import State
-from api.store import permissions as access_store
-from loaders.permissions import load_access_by_user_id
-from loaders.warm import CacheKeeper, warm_all
+from permbase.settings import Settings
+from permcore.keeper import CacheKeeper, warm_all
+from permcore.read import load_access_by_user_id
+from permdev.seed import seed
+from permstore import permissions as access_store
 from tests.factories import (
     acquire,
     app_with,

@@ -1,4 +1,4 @@
-"""`make run` (api/dev.py) and `python -m loaders.warm` as a newcomer meets them."""
+"""`make run` (permdev/dev.py) and `python -m permcore.keeper` as a newcomer meets them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from api import dev
-from api.settings import Settings, get_settings
-from loaders import warm
+from permbase.settings import Settings, get_settings
+from permcore import keeper as warm
+from permdev import dev
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "s" * 40
@@ -22,7 +22,7 @@ SECRET = "s" * 40
 def _make_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     return subprocess.run(
-        [sys.executable, "-m", "api.dev"],
+        [sys.executable, "-m", "permdev.dev"],
         cwd=tmp_path,  # no .env here
         env={
             **keep,

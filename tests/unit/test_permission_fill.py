@@ -1,4 +1,4 @@
-"""The permission loader and the fill sequence (api/cache.py `load_and_fill`)
+"""The permission loader and the fill sequence (permcore/cache.py `load_and_fill`)
 with fakes at the seam: a cache that holds values, a fill token per user and an
 epoch, and whose fill refuses a stale token as the Lua script does; a store that
 records its queries. No sockets: the same protocol on real servers is
@@ -14,10 +14,10 @@ from functools import partial
 
 import pytest
 
-from api.cache import CacheRead, SingleFlight, load_and_fill
-from api.models import UserAccess
 from loaders.factory import SharedLoader
-from loaders.permissions import load_access
+from permcore.cache import CacheRead, SingleFlight, load_and_fill
+from permcore.read import load_access
+from permstore.models import UserAccess
 
 Entry = UserAccess | None
 _tokens = itertools.count(1)

@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api.auth import MAX_AUTHORIZATION_BYTES, TokenService, principal_from_header
-from api.errors import Unauthenticated
-from api.settings import Settings
+from permauth.tokens import MAX_AUTHORIZATION_BYTES, TokenService, principal_from_header
+from permbase.errors import Unauthenticated
+from permbase.settings import Settings
 
 SECRET = "unit-test-secret-" + "y" * 60
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-import api.store
-from api.cache import CircuitBreaker, _Corrupt, decode_access, encode_access
-from api.errors import InvalidInput
-from api.migrate import MIGRATIONS_DIR, MigrationError, discover
-from api.models import UserAccess
+import permstore
+from permbase.errors import InvalidInput
+from permcore.cache import CircuitBreaker, _Corrupt, decode_access, encode_access
+from permstore.migrate import MIGRATIONS_DIR, MigrationError, discover
+from permstore.models import UserAccess
 from schema.pagination import check_first, decode_cursor, encode_cursor, parse_id
 
 
@@ -92,14 +92,14 @@ def test_migrations_are_numbered_without_gaps(tmp_path: Path) -> None:
 
 def test_every_store_module_finds_its_sql() -> None:
     # read_sql runs at import: a missing file fails here, not in production
-    names = [m.name for m in pkgutil.iter_modules(api.store.__path__)]
+    names = [m.name for m in pkgutil.iter_modules(permstore.__path__)]
     assert {"users", "roles", "permissions", "tokens", "audit", "outbox"} <= set(names)
     for name in names:
-        importlib.import_module(f"api.store.{name}")
+        importlib.import_module(f"permstore.{name}")
 
 
 def test_values_parsed_together_never_shift_between_users() -> None:
-    from api.cache import _parse_many
+    from permcore.cache import _parse_many
 
     good = encode_access(UserAccess(1, True, (), (), ("a:b",)), "E")
     assert _parse_many([good, good]) == [orjson.loads(good)] * 2

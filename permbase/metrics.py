@@ -69,7 +69,7 @@ GRAPHQL_PREPARED = Counter(
 
 QUERY_REFUSED = Counter(
     "graphql_queries_refused_total",
-    "Query documents refused by a limit before validation or execution (schema/limits.py), by limit",
+    "Query documents refused by a limit before validation or execution (schema/engine/limits.py), by limit",
     ["limit"],
 )
 POOL_EXHAUSTED = Counter(

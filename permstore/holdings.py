@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
+from permstore.db import read_sql
 
 if TYPE_CHECKING:
     import asyncpg

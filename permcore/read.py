@@ -2,7 +2,7 @@
 user's `UserAccess`, None for an unknown user, or an Exception.
 
 One batch = one Redis MGET (values, fill tokens, epoch), then, for the misses,
-the fill sequence of api/cache.py (`load_and_fill`: single flight, one SQL query,
+the fill sequence of permcore/cache.py (`load_and_fill`: single flight, one SQL query,
 one token-checked write-back). A failed SQL query fails every key of the batch
 and caches nothing; a failed Redis call is a miss (or a skipped fill), never an
 error and never a grant.
@@ -18,14 +18,19 @@ from contextlib import nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from api.cache import CacheRead, Fillable, SingleFlight, load_and_fill
-from api.metrics import CACHE_HITS, CACHE_MISSES, LOADER_BATCH_SIZE, LOADER_SQL_SECONDS
-from api.store import permissions as store
+from permbase.metrics import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    LOADER_BATCH_SIZE,
+    LOADER_SQL_SECONDS,
+)
+from permcore.cache import CacheRead, Fillable, SingleFlight, load_and_fill
+from permstore import permissions as store
 
 if TYPE_CHECKING:
-    from api.cache import Select
-    from api.db import Database
-    from api.models import UserAccess
+    from permcore.cache import Select
+    from permstore.db import Database
+    from permstore.models import UserAccess
 
 
 class ReadThrough(Fillable, Protocol):

@@ -7,7 +7,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLError, ValidationRule
 
 # Mutations that check a password: each is one guess, and each counts toward the
-# login throttle (api/sessions.py). Keep in step with schema/mutations/auth.py.
+# login throttle (permauth/sessions.py). Keep in step with schema/mutations/auth.py.
 PASSWORD_CHECKING_FIELDS = frozenset({"login", "changePassword"})
 
 

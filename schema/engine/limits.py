@@ -32,7 +32,7 @@ Variables count as sent (`first: $n`), clamped to the page size range (a bigger
 `first` is refused by the resolver anyway). Introspection fields are not counted.
 Directives are ignored (`@skip` counts what it skips). The fast lane keeps the
 cost of a prepared operation whose cost does not depend on its variables
-(schema/prepared.py); otherwise it is one walk of the operation per request.
+(schema/engine/prepared.py); otherwise it is one walk of the operation per request.
 """
 
 from __future__ import annotations
@@ -63,13 +63,13 @@ from graphql import (
 )
 from strawberry.extensions import ValidationCache
 
-from api.metrics import QUERY_REFUSED
+from permbase.metrics import QUERY_REFUSED
 from schema.pagination import DEFAULT_PAGE_SIZE
 
 if TYPE_CHECKING:
     from graphql import GraphQLNamedType, GraphQLSchema
 
-    from api.settings import Settings
+    from permbase.settings import Settings
 
 CODE = "QUERY_TOO_COMPLEX"
 _SEQUENCES = (tuple, list)  # the parser makes tuples

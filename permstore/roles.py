@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
-from api.models import RoleRow
+from permstore.db import read_sql
+from permstore.models import RoleRow
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from permstore.db import Database
 
 SELECT_ALL = read_sql("roles/select_all")
 SELECT_BY_IDS = read_sql("roles/select_by_ids")

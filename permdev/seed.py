@@ -1,4 +1,4 @@
-"""Demo data: `python -m api.seed [--users N]`.
+"""Demo data: `python -m permdev.seed [--users N]`.
 
 Roles admin/editor/viewer with the base permissions, an admin account (password
 from ADMIN_PASSWORD, or generated and printed once), and optionally N synthetic
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from api.db import read_sql
-from api.passwords import hash_password
+from permauth.passwords import hash_password
+from permstore.db import read_sql
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ async def _main(database_url: str, users: int) -> None:
 
 
 def main() -> None:
-    from api.log_setup import configure_logging
-    from api.settings import get_settings
+    from permbase.log_setup import configure_logging
+    from permbase.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(

@@ -3,9 +3,9 @@
 Validates the settings first (a wrong one is one line naming it, before anything
 touches a database). Uses DATABASE_URL / REDIS_URL when set, servers on the
 default ports when they answer, and otherwise starts PostgreSQL and Redis itself
-(api/embedded.py) with their data under .data/ (demo data survives a restart).
+(permdev/embedded.py) with their data under .data/ (demo data survives a restart).
 Then migrates, seeds, writes the URLs it uses to .data/dev-servers.json (for
-`python -m loaders.warm`; removed on exit), prints what is served and the admin
+`python -m permcore.keeper`; removed on exit), prints what is served and the admin
 credentials, and serves on HOST:PORT (127.0.0.1:8000).
 """
 
@@ -27,16 +27,16 @@ import asyncpg
 import uvicorn
 from pydantic import ValidationError
 
-from api.embedded import services
-from api.log_setup import configure_logging
-from api.migrate import migrate
-from api.seed import seed
-from api.settings import Settings
+from permbase.log_setup import configure_logging
+from permbase.settings import Settings
+from permdev.embedded import services
+from permdev.seed import seed
+from permstore.migrate import migrate
 
 logger = logging.getLogger("permgraph")
 
 DATA_DIR = Path(__file__).resolve().parent.parent / ".data"
-# read by `python -m loaders.warm` when DATABASE_URL / REDIS_URL are not set
+# read by `python -m permcore.keeper` when DATABASE_URL / REDIS_URL are not set
 SERVERS_FILE = DATA_DIR / "dev-servers.json"
 
 

@@ -9,7 +9,7 @@
         └── ServiceBusy           SERVICE_BUSY         every pool connection in use: retry shortly
 
 Every AppError is "expected": its message goes to the client as written. Anything
-else is masked as INTERNAL_SERVER_ERROR (schema/errors.py). Expected outcomes of
+else is masked as INTERNAL_SERVER_ERROR (schema/engine/errors.py). Expected outcomes of
 mutations (a taken name, a refused login) are typed results, not errors.
 """
 

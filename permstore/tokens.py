@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
+from permstore.db import read_sql
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from permstore.db import Database
 
 INSERT = read_sql("refresh_tokens/insert")
 SPEND = read_sql("refresh_tokens/spend")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from api.db import read_sql
-from api.models import AuditRow
+from permstore.db import read_sql
+from permstore.models import AuditRow
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from permstore.db import Database
 
 INSERT = read_sql("audit_log/insert")
 SELECT_PAGE = read_sql("audit_log/select_page")

@@ -12,7 +12,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.schema import Schema
 from strawberry.types import ExecutionContext
 
-from api.errors import is_expected
+from permbase.errors import is_expected
 
 logger = logging.getLogger("permgraph.errors")
 
@@ -88,7 +88,7 @@ def add_codes(response: dict[str, Any]) -> dict[str, Any]:
 
 
 class PermgraphSchema(Schema):
-    # query documents that passed validation (schema/prepared.py); set by build_schema
+    # query documents that passed validation (schema/engine/prepared.py); set by build_schema
     prepared: Any = None
 
     def process_errors(

@@ -17,15 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.cache import InvalidationFailed
-from api.metrics import INVALIDATION_FAILURES
-from api.store import outbox
+from permbase.metrics import INVALIDATION_FAILURES
+from permcore.cache import InvalidationFailed
+from permstore import outbox
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.cache import PermissionCache
-    from api.db import Database
+    from permcore.cache import PermissionCache
+    from permstore.db import Database
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import jwt
 from fastapi import Request
 
-from api.errors import Unauthenticated
+from permbase.errors import Unauthenticated
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from permbase.settings import Settings
 
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "nbf", "aud", "iss", "jti", "typ"]

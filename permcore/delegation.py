@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.store import holdings, roles as role_store
+from permstore import holdings, roles as role_store
 
 if TYPE_CHECKING:
     import asyncpg

@@ -32,19 +32,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from api.emails import BadEmail, normalize_email
-from api.errors import InvalidInput, Unauthenticated
-from api.passwords import check_strength, hash_password, verify_password
-from api.store import tokens as token_store, users as user_store
+from permauth.emails import BadEmail, normalize_email
+from permauth.passwords import check_strength, hash_password, verify_password
+from permbase.errors import InvalidInput, Unauthenticated
+from permstore import tokens as token_store, users as user_store
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.auth import IssuedToken, TokenService
-    from api.db import Database
-    from api.invalidation import Invalidator
-    from api.settings import Settings
-    from api.store.tokens import ThrottleRow
+    from permauth.tokens import IssuedToken, TokenService
+    from permbase.settings import Settings
+    from permcore.invalidation import Invalidator
+    from permstore.db import Database
+    from permstore.tokens import ThrottleRow
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,9 @@ async def login(
     None for every other failure (same answer, same cost). `client`: the client's
     address."""
     try:
-        email = normalize_email(email)  # the spelling it was stored in (api/emails.py)
+        email = normalize_email(
+            email
+        )  # the spelling it was stored in (permauth/emails.py)
         row = await user_store.select_login_by_email(db, email)
     except (
         BadEmail,

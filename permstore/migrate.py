@@ -1,4 +1,4 @@
-"""Forward-only migrations: `python -m api.migrate`.
+"""Forward-only migrations: `python -m permstore.migrate`.
 
 Applies `sql/migrations/NNNN_<slug>.sql` in order, each file in its own transaction,
 under a PostgreSQL advisory lock so that two instances starting together do not race.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 
-from api.db import SQL_DIR
+from permstore.db import SQL_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ async def migrate(database_url: str) -> list[str]:
 
 
 def main() -> None:
-    from api.log_setup import configure_logging
-    from api.settings import get_settings
+    from permbase.log_setup import configure_logging
+    from permbase.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level)

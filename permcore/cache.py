@@ -6,7 +6,7 @@ Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:
 
     P{id}          JSON {"v": 2, "roles": [...], "role_ids": [...], "permissions": [...],
                    "active": bool, "nbf": float|null, "rs": [...], "e": epoch}
-                   (nbf, rs: what ends the user's sessions, api/models.py)  TTL 300 s ± jitter
+                   (nbf, rs: what ends the user's sessions, permstore/models.py)  TTL 300 s ± jitter
     P{id}:gen      fill token of the user; replaced by every invalidation  TTL 1 day
     Pepoch         cache epoch; replaced by a whole-cache flush           no TTL
 
@@ -22,7 +22,7 @@ and the SCAN + UNLINK that follows only reclaims memory.
 Redis is an optimisation only: every error or timeout counts as a miss (reads) or
 a skipped fill (writes); a circuit breaker skips Redis after repeated failures.
 Invalidations that fail raise `InvalidationFailed`, so the caller can keep them in
-the outbox for replay (api/store/outbox.py).
+the outbox for replay (permstore/outbox.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
-from api.metrics import (
+from permbase.metrics import (
     BREAKER_OPEN,
     CACHE_CORRUPT,
     CACHE_INVALIDATIONS,
@@ -52,10 +52,10 @@ from api.metrics import (
     REDIS_ERRORS,
     REDIS_ROUND_TRIPS,
 )
-from api.models import UserAccess
+from permstore.models import UserAccess
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from permbase.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class PermissionCache:
             settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
         )
         self._fill = client.register_script(_FILL_SCRIPT)
-        # False while an invalidation may be missing from Redis (see api/invalidation.py):
+        # False while an invalidation may be missing from Redis (see permcore/invalidation.py):
         # reads and fills skip Redis until the outbox has been replayed
         self.trusted = False
         self.enabled = settings.permissions_cache_enabled
@@ -601,7 +601,7 @@ class PermissionCache:
 # -- the fill sequence ----------------------------------------------------------
 
 Select = Callable[[list[int]], Awaitable[Mapping[int, UserAccess]]]
-"""The store's batch query: the entries of the users that exist (api/store/permissions.py)."""
+"""The store's batch query: the entries of the users that exist (permstore/permissions.py)."""
 
 _UNGATED = nullcontext()
 

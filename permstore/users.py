@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
-from api.models import UserRow
-from api.store import roles as role_store
+from permstore import roles as role_store
+from permstore.db import read_sql
+from permstore.models import UserRow
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from permstore.db import Database
 
 SELECT_BY_IDS = read_sql("users/select_by_ids")
 SELECT_PAGE = read_sql("users/select_page")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
-from api.models import PermissionRow, UserAccess
+from permstore.db import read_sql
+from permstore.models import PermissionRow, UserAccess
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database, Executor
+    from permstore.db import Database, Executor
 
 SELECT_ACCESS_BY_USER_IDS = read_sql("permissions/select_access_by_user_ids")
 SELECT_ALL = read_sql("permissions/select_all")

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     permissions_cache_enabled: bool = (
         True  # false: every permission read goes to PostgreSQL
     )
-    # The keeper (loaders/warm.py) reloads every active user's entry at start,
+    # The keeper (permcore/keeper.py) reloads every active user's entry at start,
     # after a whole-cache flush, and every refresh interval (default: half the
     # TTL), so entries are replaced before they expire. One instance at a time
     # (a Redis lease). Above the user bound it keeps the lowest ids and logs it.
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     jwt_leeway_s: int = Field(10, ge=0, le=120)
     access_token_ttl_s: int = Field(900, ge=30)
     refresh_token_ttl_s: int = Field(14 * 24 * 3600, ge=60)
-    # Password guessing (api/sessions.py; SECURITY.md, "Password guessing and
+    # Password guessing (permauth/sessions.py; SECURITY.md, "Password guessing and
     # throttling"): no account is ever locked. Each counter lets `*_free` failures
     # through, then each further attempt waits base * 2^k seconds (k = failures
     # beyond the free ones), at most max, after the counter's last failure. A
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(2000, ge=10)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_page_size: int = Field(1000, ge=1)
-    # Refused with QUERY_TOO_COMPLEX before the work they bound (schema/limits.py):
+    # Refused with QUERY_TOO_COMPLEX before the work they bound (schema/engine/limits.py):
     # a document's shape before validation, a query's cost before execution
     # (nodes: objects the answer may hold; cost: times a list is resolved)
     max_directives_per_location: int = Field(5, ge=1)

@@ -9,9 +9,9 @@ depends only on its text and the schema (the limits are validation rules of the
 schema), so once a query document has passed the full path, the same text may
 skip to execution. What the extensions do at execution is done here too:
 
-- the caller's entry is loaded first, as `LoadViewer` does (schema/viewer.py);
+- the caller's entry is loaded first, as `LoadViewer` does (schema/engine/viewer.py);
 - errors are logged and masked by the same functions as `ShapeErrors` and
-  `PermgraphSchema.process_errors` (schema/errors.py), and coded by `add_codes`.
+  `PermgraphSchema.process_errors` (schema/engine/errors.py), and coded by `add_codes`.
 
 Only queries: mutations keep the full path. A document is remembered by
 `RememberValid`, an extension whose `on_execute` runs only for a document that
@@ -36,20 +36,20 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.utils.await_maybe import await_maybe
 
-from schema.errors import add_codes, log_errors, mask
-from schema.execution import PermgraphExecutionContext
-from schema.limits import QueryCost, query_cost
-from schema.viewer import _self_authorizing
+from schema.engine.errors import add_codes, log_errors, mask
+from schema.engine.execution import PermgraphExecutionContext
+from schema.engine.limits import QueryCost, query_cost
+from schema.engine.viewer import _self_authorizing
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
 
-    from api.context import Context
+    from schema.context import Context
 
 
 class Prepared:
     """A document known to be valid, and the costs of its operations that do not
-    depend on variables, by (operation name, max page size) (schema/limits.py)."""
+    depend on variables, by (operation name, max page size) (schema/engine/limits.py)."""
 
     __slots__ = ("costs", "document")
 
@@ -143,7 +143,7 @@ async def execute_prepared(
     costs: dict[tuple[str | None, int], QueryCost] | None = None,
 ) -> dict[str, Any]:
     """Execute a prepared query; return the response body as a client sees it.
-    Its cost is checked first (schema/limits.py: the document passed the shape
+    Its cost is checked first (schema/engine/limits.py: the document passed the shape
     limits when it was validated, the cost may depend on the variables), and
     reported in `extensions.cost` when `want_cost`. `costs`: where to keep the
     cost when variables do not change it (`Prepared.costs`)."""

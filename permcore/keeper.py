@@ -1,4 +1,4 @@
-"""Keep the permission cache warm: the keeper, and `python -m loaders.warm`.
+"""Keep the permission cache warm: the keeper, and `python -m permcore.keeper`.
 
 A read-through cache meets each user's first read (and the first read after
 each expiry) with a miss. On a skewed mix over many users those misses are the
@@ -10,7 +10,7 @@ user's entry, 1,000 users per query:
 - at start, after a whole-cache flush (the invalidator kicks it), and every
   refresh interval (default half the TTL), so an entry is replaced before it
   expires and a missed invalidation heals within one interval;
-- through the same protocol as any reader (api/cache.py `load_and_fill`, the
+- through the same protocol as any reader (permcore/cache.py `load_and_fill`, the
   loader's fill): the fill tokens are read before the SQL and the write-back is
   refused for a user invalidated in between, so a pass can never write back
   permissions a mutation has revoked;
@@ -22,7 +22,7 @@ user's entry, 1,000 users per query:
 `warm_all` (the CLI) is the older, gentler form: it loads only the entries that
 are missing, through the loader's batch function. Run by hand it reads the usual
 settings; when DATABASE_URL / REDIS_URL are not set and `make run` is running,
-it uses the servers `make run` uses (.data/dev-servers.json, written by api/dev.py).
+it uses the servers `make run` uses (.data/dev-servers.json, written by permdev/dev.py).
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.cache import load_and_fill
-from api.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
-from api.store import permissions as access_store, users as user_store
-from loaders.permissions import load_access_by_user_id
+from permbase.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
+from permcore.cache import load_and_fill
+from permcore.read import load_access_by_user_id
+from permstore import permissions as access_store, users as user_store
 
 if TYPE_CHECKING:
-    from api.cache import PermissionCache
-    from api.db import Database
-    from api.settings import Settings
+    from permbase.settings import Settings
+    from permcore.cache import PermissionCache
+    from permstore.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +141,14 @@ async def warm_all(db: Database, cache: PermissionCache, batch_size: int = 1000)
     return total
 
 
-# written by `make run` (api/dev.py) while it runs
+# written by `make run` (permdev/dev.py) while it runs
 DEV_SERVERS_FILE = Path(__file__).resolve().parent.parent / ".data" / "dev-servers.json"
 
 
 def _cli_settings() -> Settings:
     """The settings, with `make run`'s servers for the URLs the environment
     (and .env) leave unset."""
-    from api.settings import get_settings
+    from permbase.settings import get_settings
 
     settings = get_settings()
     unset = {"database_url", "redis_url"} - settings.model_fields_set
@@ -164,8 +164,8 @@ def _cli_settings() -> Settings:
 
 
 async def _main() -> None:
-    from api.cache import PermissionCache, create_redis
-    from api.db import create_database
+    from permcore.cache import PermissionCache, create_redis
+    from permstore.db import create_database
 
     settings = _cli_settings()
     db = await create_database(settings)
@@ -180,7 +180,7 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
-    from api.log_setup import configure_logging
+    from permbase.log_setup import configure_logging
 
     configure_logging()
     asyncio.run(_main())

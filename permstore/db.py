@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Union
 
 import asyncpg
 
-from api.errors import InvalidInput, ServiceBusy, ServiceUnavailable
-from api.metrics import POOL_EXHAUSTED, SQL_STATEMENTS
+from permbase.errors import InvalidInput, ServiceBusy, ServiceUnavailable
+from permbase.metrics import POOL_EXHAUSTED, SQL_STATEMENTS
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from permbase.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from api.db import read_sql
+from permstore.db import read_sql
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from api.db import Database
+    from permstore.db import Database
 
 INSERT = read_sql("cache_outbox/insert")
 SELECT_PENDING = read_sql("cache_outbox/select_pending")

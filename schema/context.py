@@ -1,0 +1,132 @@
+"""The per-request GraphQL context: who is calling, the request's share of the
+pools, its loaders and the caller's entry. Built by the edge (api/context.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from loaders.factory import create_loaders
+from permbase.errors import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:
+    from loaders.factory import Loaders
+    from permauth.tokens import Principal, TokenService
+    from permbase.settings import Settings
+    from permcore.cache import PermissionCache
+    from permcore.invalidation import Invalidator
+    from permstore.db import Database
+    from permstore.models import UserAccess
+
+
+class Context(BaseContext):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        cache: PermissionCache,
+        invalidator: Invalidator,
+        tokens: TokenService,
+        principal: Principal | None,
+        request_id: str,
+        client: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        # the request's share of each pool: a bounded number of its statements and
+        # of its Redis calls in flight at once (permstore/db.py, loaders/factory.py)
+        self.db = db.for_request()
+        self.cache = cache
+        self.invalidator = invalidator
+        self.tokens = tokens
+        self.principal = principal
+        self.request_id = request_id
+        self.client = client  # the client's address (the login throttle counts by it)
+        self.loaders: Loaders = create_loaders(
+            self.db,
+            cache,
+            settings.loader_max_batch_size,
+            per_user=settings.permissions_loader == "per_user",
+            redis_slots=max(
+                1, int(settings.redis_max_connections * settings.request_pool_share)
+            ),
+        )
+        self.viewer: UserAccess | None = (
+            None  # loaded by `load_viewer` before execution
+        )
+
+    async def load_viewer(self) -> None:
+        """Load the caller's current access through the permission loader (one
+        MGET), before execution (schema/engine/viewer.py), so that every permission check
+        after it is a synchronous set lookup. Called again after a mutation that
+        changed it."""
+        if self.principal is not None:
+            self.viewer = await self.loaders.access_by_user_id.load(
+                self.principal.user_id
+            )
+
+    async def load_viewer_with(self, user_ids: list[int]) -> list[UserAccess | None]:
+        """The caller's entry and a page's entries in one batch (one MGET): for
+        root fields that read their rows first and authorize before returning
+        them (see schema/engine/viewer.py). Returns the page's entries."""
+        if self.principal is None:
+            return await self.load_access_page(user_ids) if user_ids else []
+        entries = await self.load_access_page(
+            [self.principal.user_id, *user_ids], extra=1
+        )
+        self.viewer = entries[0]
+        return entries[1:]
+
+    def require_principal(self) -> None:
+        """Anonymous callers are refused before any I/O."""
+        if self.principal is None:
+            raise Unauthenticated(
+                "Authentication required: send 'Authorization: Bearer <token>'."
+            )
+
+    async def load_access_page(
+        self, user_ids: list[int], *, extra: int = 0
+    ) -> list[UserAccess | None]:
+        """Permission entries of a whole page: the permission batch function called
+        directly (one MGET, one query for the misses), in chunks of the batch size
+        (+ `extra`: the caller's own entry does not split a full page in two)."""
+        size = self.settings.loader_max_batch_size + extra
+        out: list[UserAccess | None] = []
+        for start in range(0, len(user_ids), size):
+            out += await self.loaders.access_batch(user_ids[start : start + size])
+        return out
+
+    def viewer_access(self) -> UserAccess:
+        """The caller's access. Raises Unauthenticated without a token, for a
+        deactivated or deleted account, or for a token whose session has ended
+        (logout, refresh-token reuse, password change): all of them stop working
+        at once, since the entry that says so is the one every request loads."""
+        principal = self.principal
+        if principal is None:
+            raise Unauthenticated(
+                "Authentication required: send 'Authorization: Bearer <token>'."
+            )
+        access = self.viewer
+        if access is None or not access.is_active:
+            raise Unauthenticated("The account is deactivated or does not exist.")
+        if access.session_ended(principal.session_id, principal.issued_at):
+            raise Unauthenticated("The session has ended; log in again.")
+        return access
+
+    def require(self, code: str) -> UserAccess:
+        access = self.viewer_access()
+        if code not in access.permissions:
+            raise Forbidden(f"Missing permission {code!r}.", missingPermission=code)
+        return access
+
+    @property
+    def viewer_id(self) -> int | None:
+        return None if self.principal is None else self.principal.user_id
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]
+
+__all__ = ["Context", "Info"]
