@@ -1,0 +1,119 @@
+"""ASGI middleware around the app: security headers on every response (and
+WebSockets refused), request bodies bounded before parsing."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimit:
+    """413 before parsing when a request body is larger than `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if (
+                name == b"content-length"
+                and value.isdigit()
+                and int(value) > self.limit
+            ):
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+        except ClientDisconnect:
+            return  # the client went away mid-body: nothing to answer
+
+
+class SecurityHeaders:
+    """Every response: never stored by a cache on the way (tokens, permissions),
+    never sniffed into another content type. WebSocket handshakes are refused."""
+
+    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # no subscriptions yet: refuse the handshake (HTTP 403), before any
+            # GraphQL machinery (Strawberry's would fail to build a context)
+            await receive()  # websocket.connect
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": 1008,
+                    "reason": "WebSocket subscriptions are not offered.",
+                }
+            )
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    h for h in message.get("headers", ()) if h[0] != b"cache-control"
+                ]
+                message = {**message, "headers": headers + self.HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = orjson.dumps(
+        {
+            "errors": [
+                {
+                    "message": f"Request body larger than {limit} bytes.",
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                }
+            ]
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["BodyLimit", "SecurityHeaders"]
