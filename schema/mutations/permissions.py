@@ -24,7 +24,7 @@ from schema.mutations.results import (
     PermissionPayload,
     not_found,
 )
-from schema.mutations.unit import Rollback, unit_of_work
+from schema.mutations.unit import Rollback, rolls_back, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
 from schema.types import Permission
@@ -48,6 +48,7 @@ class PermissionMutations:
         extensions=needs("permissions:write"),
         description="Nobody holds a new permission: nothing to invalidate.",
     )
+    @rolls_back
     async def create_permission(
         self, info: Info, code: str, description: str = ""
     ) -> CreatePermissionResult:
@@ -61,55 +62,48 @@ class PermissionMutations:
                 message=f"Codes of {code.split(':', 1)[0]!r} are permgraph's own: only its seed creates them.",
                 missing_permissions=[],
             )
-        try:
-            async with unit_of_work(info.context) as work:
-                row = await permission_store.insert(work.con, code, description)
-                if row is None:
-                    raise Rollback(
-                        ConflictError(
-                            message=f"Permission {code!r} exists.", field="code"
-                        )
-                    )
-                await work.audit(
-                    "permission.create",
-                    "permission",
-                    row.id,
-                    None,
-                    {"code": code, "description": description},
+        async with unit_of_work(info.context) as work:
+            row = await permission_store.insert(work.con, code, description)
+            if row is None:
+                raise Rollback(
+                    ConflictError(message=f"Permission {code!r} exists.", field="code")
                 )
-        except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
+            await work.audit(
+                "permission.create",
+                "permission",
+                row.id,
+                None,
+                {"code": code, "description": description},
+            )
         return PermissionPayload(permission=Permission.from_row(row))
 
     @strawberry.mutation(
         extensions=needs("permissions:write"),
         description="Every holder loses it at once. Only a holder deletes a code; permgraph's own codes stay.",
     )
+    @rolls_back
     async def delete_permission(
         self, info: Info, id: strawberry.ID
     ) -> DeletePermissionResult:
         pid = parse_id(id)
-        try:
-            async with unit_of_work(info.context) as work:
-                rules = await work.rules("permissions:write")
-                found = await permission_store.select_by_ids(work.con, [pid])
-                if pid not in found:
-                    raise rules.unknown("permission", pid)
-                await rules.delete_permission(pid, found[pid].code)
-                holders = await role_store.holders_of_permission(work.con, pid)
-                row = await permission_store.delete(work.con, pid)
-                assert row is not None  # noqa: S101 - privilege changes are serialised
-                await rules.guard_holder_remains()
-                await work.audit(
-                    "permission.delete",
-                    "permission",
-                    pid,
-                    {"code": row.code, "holders": len(holders)},
-                    None,
-                )
-                work.invalidate(holders)
-        except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
+        async with unit_of_work(info.context) as work:
+            rules = await work.rules("permissions:write")
+            found = await permission_store.select_by_ids(work.con, [pid])
+            if pid not in found:
+                raise rules.unknown("permission", pid)
+            await rules.delete_permission(pid, found[pid].code)
+            holders = await role_store.holders_of_permission(work.con, pid)
+            row = await permission_store.delete(work.con, pid)
+            assert row is not None  # noqa: S101 - privilege changes are serialised
+            await rules.guard_holder_remains()
+            await work.audit(
+                "permission.delete",
+                "permission",
+                pid,
+                {"code": row.code, "holders": len(holders)},
+                None,
+            )
+            work.invalidate(holders)
         return Deleted(id=strawberry.ID(str(pid)), affected_users=len(holders))
 
     @strawberry.mutation(

@@ -6,16 +6,23 @@ refusals become the mutation's `NotAllowedError` / `NotFoundError` results.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from loaders.factory import forget
 from permcore import delegation
 from permstore import audit as audit_store
-from schema.mutations.results import NotAllowedError, not_found
+from schema.mutations.results import (
+    ConflictError,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    not_found,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -25,13 +32,41 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+Refusal = NotFoundError | InvalidInputError | ConflictError | NotAllowedError
+"""What a mutation returns instead of its payload when its transaction rolls back."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class Rollback(Exception):
-    """Raised inside `unit_of_work` to roll back and return `result` instead."""
+    """Raised inside `unit_of_work` to roll back and return `result` instead;
+    a resolver decorated with `rolls_back` returns it."""
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: Refusal) -> None:
         super().__init__("rollback")
         self.result = result
+
+
+def rolls_back(
+    resolver: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """The one epilogue of every mutation: its body returns the payload or raises
+    `Rollback(refusal)` (itself, or `unit_of_work` for the delegation rule's
+    refusals), and the field returns that refusal. Put it under
+    `@strawberry.mutation`: the signature Strawberry reads is the resolver's.
+
+    The cast to `R` is the contract, checked nowhere else: a body raises only
+    refusals that its field's result union lists."""
+
+    @functools.wraps(resolver)
+    async def resolve(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await resolver(*args, **kwargs)
+        except Rollback as rollback:
+            return cast("R", rollback.result)
+
+    return resolve
 
 
 @dataclass
@@ -117,4 +152,4 @@ def snapshot(obj: Any, *names: str) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names}
 
 
-__all__ = ["Rollback", "Work", "snapshot", "unit_of_work"]
+__all__ = ["Refusal", "Rollback", "Work", "rolls_back", "snapshot", "unit_of_work"]

@@ -20,7 +20,7 @@ from schema.mutations.results import (
     NotFoundError,
     UserPayload,
 )
-from schema.mutations.unit import Rollback, snapshot, unit_of_work
+from schema.mutations.unit import Rollback, rolls_back, snapshot, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
 
@@ -59,33 +59,31 @@ class UpdateUserInput:
     )
 
 
+@rolls_back
 async def _set_active(
     info: Info, id: strawberry.ID, *, active: bool
 ) -> SetUserActiveResult:
     uid = parse_id(id)
-    try:
-        async with unit_of_work(info.context) as work:
-            rules = await work.rules("users:write")
-            before = await user_store.select_for_update(work.con, uid)
-            if before is None:
-                raise rules.unknown("user", uid)
-            await rules.change_user(uid)
-            if before.is_active == active:
-                return UserPayload(target=before)
-            after = await user_store.set_active(work.con, uid, active=active)
-            assert after is not None  # noqa: S101 - row locked above
-            if not active:
-                await rules.guard_holder_remains()
-            await work.audit(
-                "user.reactivate" if active else "user.deactivate",
-                "user",
-                uid,
-                snapshot(before, "is_active"),
-                snapshot(after, "is_active"),
-            )
-            work.invalidate([uid])
-    except Rollback as rollback:
-        return rollback.result  # type: ignore[no-any-return]  # one of this field's results
+    async with unit_of_work(info.context) as work:
+        rules = await work.rules("users:write")
+        before = await user_store.select_for_update(work.con, uid)
+        if before is None:
+            raise rules.unknown("user", uid)
+        await rules.change_user(uid)
+        if before.is_active == active:
+            return UserPayload(target=before)
+        after = await user_store.set_active(work.con, uid, active=active)
+        assert after is not None  # noqa: S101 - row locked above
+        if not active:
+            await rules.guard_holder_remains()
+        await work.audit(
+            "user.reactivate" if active else "user.deactivate",
+            "user",
+            uid,
+            snapshot(before, "is_active"),
+            snapshot(after, "is_active"),
+        )
+        work.invalidate([uid])
     forget(info.context.loaders.users_by_id, uid)
     return UserPayload(target=after)
 
@@ -93,6 +91,7 @@ async def _set_active(
 @strawberry.type
 class UserMutations:
     @strawberry.mutation(extensions=needs("users:write"))
+    @rolls_back
     async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserResult:
         problem = validate.first_error(
             validate.email(input.email),
@@ -107,34 +106,32 @@ class UserMutations:
             if weak:
                 return InvalidInputError(message=weak, field="password")
             password_hash = await hash_password(input.password)
-        try:
-            async with unit_of_work(info.context) as work:
-                row = await user_store.insert(
-                    work.con,
-                    normalize_email(input.email),
-                    input.display_name,
-                    input.avatar_url or None,
-                    password_hash,
-                )
-                if row is None:
-                    raise Rollback(
-                        ConflictError(
-                            message="That email is already in use.", field="email"
-                        )
+        async with unit_of_work(info.context) as work:
+            row = await user_store.insert(
+                work.con,
+                normalize_email(input.email),
+                input.display_name,
+                input.avatar_url or None,
+                password_hash,
+            )
+            if row is None:
+                raise Rollback(
+                    ConflictError(
+                        message="That email is already in use.", field="email"
                     )
-                await work.audit(
-                    "user.create", "user", row.id, None, snapshot(row, *PROFILE)
                 )
-                # an id read before it existed is cached as "unknown": drop that
-                work.invalidate([row.id])
-        except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
+            await work.audit(
+                "user.create", "user", row.id, None, snapshot(row, *PROFILE)
+            )
+            # an id read before it existed is cached as "unknown": drop that
+            work.invalidate([row.id])
         return UserPayload(target=row)
 
     @strawberry.mutation(
         extensions=needs("users:write"),
         description="Profile fields only: no permission change.",
     )
+    @rolls_back
     async def update_user(
         self, info: Info, id: strawberry.ID, input: UpdateUserInput
     ) -> UpdateUserResult:
@@ -146,45 +143,42 @@ class UserMutations:
         )
         if problem:
             return problem
-        try:
-            async with unit_of_work(info.context) as work:
-                rules = await work.rules("users:write")
-                before = await user_store.select_for_update(work.con, uid)
-                if before is None:
-                    raise rules.unknown("user", uid)
-                await rules.change_user(uid)
-                after = await user_store.update_profile(
-                    work.con,
-                    uid,
-                    input.display_name,
-                    input.avatar_url or None,
-                    clear_avatar=input.avatar_url == "",
-                )
-                if (
-                    input.email is not None
-                    and normalize_email(input.email) != before.email.lower()
-                ):
-                    try:
-                        async with work.con.transaction():
-                            after = await user_store.update_email(
-                                work.con, uid, normalize_email(input.email)
-                            )
-                    except asyncpg.UniqueViolationError:
-                        raise Rollback(
-                            ConflictError(
-                                message="That email is already in use.", field="email"
-                            )
-                        ) from None
-                assert after is not None  # noqa: S101 - row locked above
-                await work.audit(
-                    "user.update",
-                    "user",
-                    uid,
-                    snapshot(before, *PROFILE),
-                    snapshot(after, *PROFILE),
-                )
-        except Rollback as rollback:
-            return rollback.result  # type: ignore[no-any-return]  # one of this field's results
+        async with unit_of_work(info.context) as work:
+            rules = await work.rules("users:write")
+            before = await user_store.select_for_update(work.con, uid)
+            if before is None:
+                raise rules.unknown("user", uid)
+            await rules.change_user(uid)
+            after = await user_store.update_profile(
+                work.con,
+                uid,
+                input.display_name,
+                input.avatar_url or None,
+                clear_avatar=input.avatar_url == "",
+            )
+            if (
+                input.email is not None
+                and normalize_email(input.email) != before.email.lower()
+            ):
+                try:
+                    async with work.con.transaction():
+                        after = await user_store.update_email(
+                            work.con, uid, normalize_email(input.email)
+                        )
+                except asyncpg.UniqueViolationError:
+                    raise Rollback(
+                        ConflictError(
+                            message="That email is already in use.", field="email"
+                        )
+                    ) from None
+            assert after is not None  # noqa: S101 - row locked above
+            await work.audit(
+                "user.update",
+                "user",
+                uid,
+                snapshot(before, *PROFILE),
+                snapshot(after, *PROFILE),
+            )
         forget(info.context.loaders.users_by_id, uid)
         return UserPayload(target=after)
 
