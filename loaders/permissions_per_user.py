@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from permcore.cache import decode_access, encode_access
+from permcore.codec import decode_access, encode_access
 from permstore import permissions as store
 
 if TYPE_CHECKING:

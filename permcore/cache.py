@@ -1,6 +1,7 @@
-"""The Redis permission cache: reads, race-free fills, invalidation, circuit breaker;
-the fill sequence the loader and the keeper share (`load_and_fill`), composed of
-the cache and an in-process single flight (`SingleFlight`).
+"""The Redis permission cache (`PermissionCache`): reads, race-free fills,
+invalidation, the epoch, leases. The other pieces: permcore/connection.py (the
+client), breaker.py (circuit breaker), codec.py (the value format), singleflight.py,
+fill.py (`load_and_fill`, the fill sequence the loader and the keeper share).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
@@ -31,27 +32,31 @@ import asyncio
 import logging
 import random
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+from redis.exceptions import RedisError
 
 from permbase.metrics import (
-    BREAKER_OPEN,
     CACHE_CORRUPT,
     CACHE_INVALIDATIONS,
     CACHE_STALE_WRITES_REFUSED,
     POOL_EXHAUSTED,
     REDIS_ERRORS,
-    REDIS_ROUND_TRIPS,
 )
+from permcore.breaker import CircuitBreaker
+from permcore.codec import (
+    CacheRead,
+    Corrupt,
+    as_text,
+    decode_access,
+    encode_access,
+    parse_many,
+    validate_access,
+)
+from permcore.connection import create_redis, pool_exhausted
+from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 
 if TYPE_CHECKING:
@@ -86,277 +91,8 @@ return refused
 """
 
 
-def _pool_exhausted(exc: BaseException) -> bool:
-    """redis-py's answer when its pool has no free connection: a ConnectionError
-    (MaxConnectionsError in recent versions) raised before anything is sent."""
-    return isinstance(exc, RedisConnectionError) and str(exc) == "Too many connections"
-
-
 class InvalidationFailed(Exception):
     """Redis did not confirm an invalidation; the outbox keeps it for replay."""
-
-
-class CountingConnection(aioredis.Connection):
-    """Counts packets sent to Redis: one per command, one per pipeline."""
-
-    round_trips = 0
-
-    async def send_packed_command(
-        self, command: Any, check_health: bool = True
-    ) -> None:
-        CountingConnection.round_trips += 1
-        REDIS_ROUND_TRIPS.inc()
-        await super().send_packed_command(command, check_health)
-
-
-class CircuitBreaker:
-    """Closed -> (threshold consecutive failures) -> open for `cooldown` seconds ->
-    half-open: one call goes through; success closes, failure re-opens."""
-
-    def __init__(self, threshold: int, cooldown: float) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self.failures = 0
-        self.opened_at: float | None = None
-        self._probing = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None
-
-    def allow(self) -> bool:
-        if self.opened_at is None:
-            return True
-        if self._probing or time.monotonic() - self.opened_at < self.cooldown:
-            return False
-        self._probing = True
-        return True
-
-    def success(self) -> None:
-        if self.opened_at is not None:
-            logger.warning("redis circuit breaker closed")
-        self.failures = 0
-        self.opened_at = None
-        self._probing = False
-        BREAKER_OPEN.set(0)
-
-    def failure(self) -> None:
-        self.failures += 1
-        self._probing = False
-        if self.failures >= self.threshold:
-            if self.opened_at is None:
-                logger.warning(
-                    "redis circuit breaker opened after %d failures", self.failures
-                )
-            self.opened_at = time.monotonic()
-            BREAKER_OPEN.set(1)
-
-
-def create_redis(settings: Settings) -> aioredis.Redis:
-    pool = aioredis.ConnectionPool.from_url(
-        settings.redis_url,
-        connection_class=CountingConnection,
-        max_connections=settings.redis_max_connections,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        # no CLIENT SETINFO round trips on every new connection
-        driver_info=None,
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
-@dataclass(frozen=True, slots=True)
-class CacheRead:
-    """One MGET's worth: usable entries, and the tokens a fill must present."""
-
-    hits: dict[int, UserAccess | None]
-    epoch: str
-    gens: dict[int, str]
-
-
-# The value format. 2 added "nbf" and "rs" (what ends a session); a value of an
-# older format is a miss, never a hit without them (see validate_access).
-FORMAT = 2
-# The epoch reported for a value of an older format: no cache epoch ever equals it
-# (epochs are hex), so the reader treats the value as a miss and overwrites it.
-_OLD_FORMAT_EPOCH = "\x00old-format"
-
-
-def encode_access(access: UserAccess | None, epoch: str) -> bytes:
-    if access is None:  # unknown user: cached as such, so it is not re-queried
-        return orjson.dumps({"missing": True, "e": epoch})
-    return orjson.dumps(
-        {
-            "v": FORMAT,
-            "roles": list(access.roles),
-            "role_ids": list(access.role_ids),
-            "permissions": list(access.codes),
-            "active": access.is_active,
-            "nbf": access.not_before,
-            "rs": list(access.revoked_sessions),
-            "e": epoch,
-        }
-    )
-
-
-_STR = {str}
-_INT = {int}
-
-
-class _Corrupt(ValueError):
-    pass
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def decode_access(user_id: int, raw: bytes | str) -> tuple[UserAccess | None, str]:
-    """Parse and validate one cached value; raise _Corrupt for anything odd."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _Corrupt(str(exc)) from None
-    return validate_access(user_id, data)
-
-
-def _parse_many(values: list[bytes | str]) -> list[Any] | None:
-    """Every value in one orjson call (one call instead of one per user). None
-    when that cannot be trusted: a value that is not one JSON document breaks the
-    array or changes its length, and then each value is parsed on its own."""
-    try:
-        parsed = orjson.loads(
-            b"["
-            + b",".join(v if isinstance(v, bytes) else v.encode() for v in values)
-            + b"]"
-        )
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if type(parsed) is list and len(parsed) == len(values) else None
-
-
-def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
-    """Validate one parsed cached value; raise _Corrupt for anything odd."""
-    if not isinstance(data, dict) or not isinstance(data.get("e"), str):
-        raise _Corrupt("not an object with an epoch")
-    if data.get("missing") is True:
-        return None, data["e"]
-    roles, role_ids, perms, active = (
-        data.get("roles"),
-        data.get("role_ids"),
-        data.get("permissions"),
-        data.get("active"),
-    )
-    if not (
-        type(roles) is list
-        and type(role_ids) is list
-        and type(perms) is list
-        and type(active) is bool
-        and len(roles) == len(role_ids)
-        and set(map(type, roles)) <= _STR
-        and set(map(type, role_ids)) <= _INT
-        and set(map(type, perms)) <= _STR
-    ):
-        raise _Corrupt("fields missing or of the wrong type")
-    if data.get("v") != FORMAT:
-        # written by an older version, without what ends a session: a miss
-        # (overwritten by the next fill), never a hit, and not corrupt
-        return None, _OLD_FORMAT_EPOCH
-    not_before, revoked = data.get("nbf", False), data.get("rs")
-    if not (
-        (not_before is None or type(not_before) is float)
-        and type(revoked) is list
-        and set(map(type, revoked)) <= _STR
-    ):
-        raise _Corrupt("session fields missing or of the wrong type")
-    # encode_access writes them sorted and unique; order is only presentation
-    # (checks use the set), so it is not re-verified on this hot path
-    access = UserAccess(
-        user_id,
-        active,
-        tuple(role_ids),
-        tuple(roles),
-        tuple(perms),
-        not_before,
-        tuple(revoked),
-    )
-    return access, data["e"]
-
-
-FlightKey = tuple[int, str, str]  # (user id, fill token, epoch)
-Pending = asyncio.Future[UserAccess | None]  # one user's load in flight
-
-
-class SingleFlight:
-    """The permission loads in flight in this process, by (user id, fill token,
-    epoch): a miss that another batch is already loading under the same token
-    and epoch is awaited, not queried again (a cold-cache stampede loads each
-    user once). The same token means no invalidation came between the two
-    reads, so sharing cannot serve rows older than the waiter may see.
-
-    Knows nothing of Redis or PostgreSQL; `load_and_fill` composes it with the
-    cache and the store."""
-
-    __slots__ = ("_futures",)
-
-    def __init__(self) -> None:
-        self._futures: dict[FlightKey, Pending] = {}
-
-    def __len__(self) -> int:
-        return len(self._futures)
-
-    def join(
-        self, read: CacheRead, user_ids: Sequence[int]
-    ) -> tuple[dict[int, Pending], dict[FlightKey, Pending]]:
-        """Split `user_ids` (distinct): the users another batch is loading (their
-        futures, to wait for) and the users the caller now loads (its futures: it
-        settles them with `set_result` or `abandon`, then `release`s them)."""
-        waiting: dict[int, Pending] = {}
-        owned: dict[FlightKey, Pending] = {}
-        futures, gens, epoch = self._futures, read.gens, read.epoch
-        loop = asyncio.get_running_loop()
-        for u in user_ids:
-            key = (u, gens.get(u, ""), epoch)
-            if (future := futures.get(key)) is not None:
-                waiting[u] = future
-            else:
-                owned[key] = futures[key] = loop.create_future()
-        return waiting, owned
-
-    def release(self, owned: dict[FlightKey, Pending]) -> None:
-        for key in owned:
-            self._futures.pop(key, None)
-
-    @staticmethod
-    def abandon(owned: dict[FlightKey, Pending], exc: BaseException) -> None:
-        """The owner's load failed: its waiters re-raise `exc`; if it was
-        cancelled (abandoned, not failed), they load those users themselves."""
-        for future in owned.values():
-            if future.done():
-                continue
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters, if any, re-raise it
-
-    @staticmethod
-    async def wait(
-        waiting: dict[int, Pending],
-    ) -> tuple[dict[int, UserAccess | None], list[int]]:
-        """The entries other batches loaded, and the orphans: the users whose
-        batch was cancelled before it loaded them (the caller loads those itself).
-        Waited for without `await future`: cancelling the waiter must not cancel a
-        future another request's batch owns (and its other waiters with it). An
-        owner's failure is re-raised."""
-        await asyncio.wait(waiting.values())
-        orphans = [u for u, future in waiting.items() if future.cancelled()]
-        done = {u: f.result() for u, f in waiting.items() if not f.cancelled()}
-        return done, orphans
 
 
 class PermissionCache:
@@ -431,7 +167,7 @@ class PermissionCache:
             async with asyncio.timeout(budget or self.budget):
                 result = await fn()
         except _REDIS_FAILURES as exc:
-            if _pool_exhausted(exc):
+            if pool_exhausted(exc):
                 # every connection of this process's pool is in use: Redis itself
                 # is fine, so this is a miss but no failure of Redis (the breaker
                 # would turn the cache off for everyone)
@@ -460,10 +196,10 @@ class PermissionCache:
         if raw is None:
             return None
         n = len(user_ids)
-        epoch = _text(raw[0])
+        epoch = as_text(raw[0])
         values, gen_values = raw[1 : n + 1], raw[n + 1 :]
         hits: dict[int, UserAccess | None] = {}
-        gens = {u: _text(g) for u, g in zip(user_ids, gen_values, strict=True)}
+        gens = {u: as_text(g) for u, g in zip(user_ids, gen_values, strict=True)}
         decoded = self._decoded
         present: list[tuple[int, bytes | str]] = []
         for user_id, value in zip(user_ids, values, strict=True):
@@ -475,7 +211,7 @@ class PermissionCache:
                     hits[user_id] = known[1]
             else:
                 present.append((user_id, value))
-        parsed = _parse_many([v for _, v in present]) if present else []
+        parsed = parse_many([v for _, v in present]) if present else []
         if len(decoded) + len(present) > DECODED_MAX:
             decoded.clear()
         for i, (user_id, value) in enumerate(present):
@@ -484,7 +220,7 @@ class PermissionCache:
                     access, value_epoch = decode_access(user_id, value)
                 else:
                     access, value_epoch = validate_access(user_id, parsed[i])
-            except _Corrupt as exc:
+            except Corrupt as exc:
                 CACHE_CORRUPT.inc()
                 logger.warning("corrupt cache entry for user %d: %s", user_id, exc)
                 continue
@@ -502,8 +238,8 @@ class PermissionCache:
         raw = await self._call("mget", lambda: self.client.mget(keys))
         if raw is None:
             return None
-        gens = {u: _text(g) for u, g in zip(user_ids, raw[1:], strict=True)}
-        return CacheRead({}, _text(raw[0]), gens)
+        gens = {u: as_text(g) for u, g in zip(user_ids, raw[1:], strict=True)}
+        return CacheRead({}, as_text(raw[0]), gens)
 
     async def take_lease(
         self, name: str, seconds: float, *, force: bool = False
@@ -598,90 +334,5 @@ class PermissionCache:
         await self._call("sweep", sweep, force=True, budget=60.0)
 
 
-# -- the fill sequence ----------------------------------------------------------
-
-Select = Callable[[list[int]], Awaitable[Mapping[int, UserAccess]]]
-"""The store's batch query: the entries of the users that exist (permstore/permissions.py)."""
-
-_UNGATED = nullcontext()
-
-
-class Fillable(Protocol):
-    """What the fill sequence uses of a cache: PermissionCache (a fake in tests/unit)."""
-
-    before_fill: Callable[[Sequence[int]], Awaitable[None]] | None
-
-    async def fill(
-        self, read: CacheRead, loaded: dict[int, UserAccess | None]
-    ) -> int | None: ...
-
-
-async def load_and_fill(
-    read: CacheRead | None,
-    user_ids: Sequence[int],
-    select: Select,
-    *,
-    cache: Fillable,
-    flights: SingleFlight | None = None,
-    gate: asyncio.Semaphore | None = None,
-) -> tuple[dict[int, UserAccess | None], int | None]:
-    """The race-free fill, written once (the loader and the keeper use it):
-    single flight -> one `select` of the users -> the `before_fill` test seam ->
-    one token-checked write-back.
-
-    `read` holds the fill tokens and the epoch read *before* this call (None:
-    Redis unavailable: load, write nothing). `user_ids` are distinct. With
-    `flights`, a user another batch of this process is loading under the same
-    token and epoch is awaited, not selected again. `gate` is held for the
-    write-back. Returns every user's fresh entry (None: no such user) and the
-    fill's outcome: the number of write-backs refused (a token or the epoch
-    changed since `read`), None when nothing could be written. A failed `select`
-    raises, fills nothing and fails the batches waiting on it."""
-    waiting: dict[int, Pending] = {}
-    owned: dict[FlightKey, Pending] = {}
-    if flights is not None and read is not None:
-        waiting, owned = flights.join(read, user_ids)
-    mine = [u for u in user_ids if u not in waiting] if waiting else list(user_ids)
-    fresh: dict[int, UserAccess | None] = {}
-    refused: int | None = None if read is None else 0
-    try:
-        if mine:
-            loaded = await select(mine)
-            fresh = {u: loaded.get(u) for u in mine}
-            for (u, _, _), future in owned.items():
-                future.set_result(fresh[u])  # waiters need not wait for the write-back
-            if read is not None:
-                # test seam: pause between read and write-back
-                if cache.before_fill is not None:
-                    await cache.before_fill(mine)
-                async with gate or _UNGATED:
-                    refused = await cache.fill(read, fresh)
-    except BaseException as exc:
-        SingleFlight.abandon(owned, exc)
-        raise
-    finally:
-        if flights is not None and owned:
-            flights.release(owned)
-    if waiting:
-        others, orphans = await SingleFlight.wait(waiting)
-        fresh.update(others)
-        if orphans:  # no write-back for them: the next read fills them
-            loaded = await select(orphans)
-            fresh.update({u: loaded.get(u) for u in orphans})
-    return fresh, refused
-
-
-__all__ = [
-    "CacheRead",
-    "CircuitBreaker",
-    "CountingConnection",
-    "Fillable",
-    "InvalidationFailed",
-    "PermissionCache",
-    "Select",
-    "SingleFlight",
-    "create_redis",
-    "decode_access",
-    "encode_access",
-    "load_and_fill",
-]
+# create_redis is re-exported: the app builds the client and the cache together
+__all__ = ["InvalidationFailed", "PermissionCache", "create_redis"]

@@ -10,7 +10,7 @@ user's entry, 1,000 users per query:
 - at start, after a whole-cache flush (the invalidator kicks it), and every
   refresh interval (default half the TTL), so an entry is replaced before it
   expires and a missed invalidation heals within one interval;
-- through the same protocol as any reader (permcore/cache.py `load_and_fill`, the
+- through the same protocol as any reader (permcore/fill.py `load_and_fill`, the
   loader's fill): the fill tokens are read before the SQL and the write-back is
   refused for a user invalidated in between, so a pass can never write back
   permissions a mutation has revoked;
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from permbase.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
-from permcore.cache import load_and_fill
+from permcore.fill import load_and_fill
 from permcore.read import load_access_by_user_id
 from permstore import permissions as access_store, users as user_store
 

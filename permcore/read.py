@@ -2,7 +2,7 @@
 user's `UserAccess`, None for an unknown user, or an Exception.
 
 One batch = one Redis MGET (values, fill tokens, epoch), then, for the misses,
-the fill sequence of permcore/cache.py (`load_and_fill`: single flight, one SQL query,
+the fill sequence of permcore/fill.py (`load_and_fill`: single flight, one SQL query,
 one token-checked write-back). A failed SQL query fails every key of the batch
 and caches nothing; a failed Redis call is a miss (or a skipped fill), never an
 error and never a grant.
@@ -24,11 +24,13 @@ from permbase.metrics import (
     LOADER_BATCH_SIZE,
     LOADER_SQL_SECONDS,
 )
-from permcore.cache import CacheRead, Fillable, SingleFlight, load_and_fill
+from permcore.codec import CacheRead
+from permcore.fill import Fillable, load_and_fill
+from permcore.singleflight import SingleFlight
 from permstore import permissions as store
 
 if TYPE_CHECKING:
-    from permcore.cache import Select
+    from permcore.fill import Select
     from permstore.db import Database
     from permstore.models import UserAccess
 

@@ -1,6 +1,6 @@
 """The permission loader and its Redis cache, against real servers.
 
-Round trips are counted by the connection wrapper (permcore.cache.CountingConnection,
+Round trips are counted by the connection wrapper (permcore.connection.CountingConnection,
 one per packet sent), commands by Redis itself (INFO commandstats), SQL
 statements by asyncpg's query logger (permstore.db.query_listeners).
 """
@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 
 from api.state import State
 from permbase.settings import Settings
-from permcore.cache import CountingConnection, encode_access
+from permcore.codec import encode_access
+from permcore.connection import CountingConnection
 from permcore.read import load_access_by_user_id
 from permdev.embedded import free_port
 from permdev.seed import seed

@@ -12,7 +12,8 @@ import pytest
 
 import permstore
 from permbase.errors import InvalidInput
-from permcore.cache import CircuitBreaker, _Corrupt, decode_access, encode_access
+from permcore.breaker import CircuitBreaker
+from permcore.codec import Corrupt, decode_access, encode_access
 from permstore.migrate import MIGRATIONS_DIR, MigrationError, discover
 from permstore.models import UserAccess
 from schema.pagination import check_first, decode_cursor, encode_cursor, parse_id
@@ -53,7 +54,7 @@ def test_cache_value_round_trip_and_validation() -> None:
         b'{"e": "E", "roles": ["a"], "role_ids": [], "permissions": [], "active": true}',
         b'{"e": "E", "roles": [], "role_ids": [], "permissions": [1], "active": true}',
     ]:
-        with pytest.raises(_Corrupt):
+        with pytest.raises(Corrupt):
             decode_access(5, bad)
 
 
@@ -99,11 +100,11 @@ def test_every_store_module_finds_its_sql() -> None:
 
 
 def test_values_parsed_together_never_shift_between_users() -> None:
-    from permcore.cache import _parse_many
+    from permcore.codec import parse_many
 
     good = encode_access(UserAccess(1, True, (), (), ("a:b",)), "E")
-    assert _parse_many([good, good]) == [orjson.loads(good)] * 2
+    assert parse_many([good, good]) == [orjson.loads(good)] * 2
     # a value holding two documents would shift every user after it: refused
-    assert _parse_many([good, good + b"," + good, good]) is None
-    assert _parse_many([good, b"not json"]) is None
-    assert _parse_many([good, b"1],[2"]) is None
+    assert parse_many([good, good + b"," + good, good]) is None
+    assert parse_many([good, b"not json"]) is None
+    assert parse_many([good, b"1],[2"]) is None
