@@ -34,6 +34,11 @@ def add_health_routes(app: FastAPI, settings: Settings) -> None:
                 await request.state.redis.ping()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             checks["redis"] = f"error: {type(exc).__name__}"
+        # the permission change log: a consumer whose last good pass is older
+        # than a few poll intervals has fallen behind (Redis may be serving
+        # entries that a committed change made stale elsewhere)
+        behind = request.state.stream.behind_s()
+        checks["changes"] = "ok" if behind is None else f"behind by {behind:.1f} s"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks},

@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 from fastapi import FastAPI
 
 from api.state import State
@@ -16,9 +17,10 @@ from permauth.tokens import TokenService
 from permbase.errors import AppError
 from permbase.metrics import install_gc_timer
 from permbase.settings import Settings
-from permcore.cache import PermissionCache, create_redis
+from permcore.cache import InvalidationFailed, PermissionCache, create_redis
 from permcore.invalidation import Invalidator
 from permcore.keeper import CacheKeeper
+from permcore.stream import ChangeStream
 from permstore.db import create_database
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,24 @@ def lifespan_for(
             invalidator.run_replayer(settings.outbox_replay_interval_s)
         )
         tasks = [replayer]
+        # every committed change, whoever wrote it, reaches Redis (migration 0013)
+        stream = ChangeStream(
+            db,
+            cache,
+            name=settings.instance_name,
+            poll_interval=settings.change_poll_interval_s,
+            retention_s=settings.change_retention_s,
+        )
+        try:  # catch up before serving: what changed while no instance ran
+            await stream.apply_pending()
+        except InvalidationFailed:
+            stream.failing = True
+            cache.trusted = False
+            logger.warning("permission changes could not reach redis; retrying")
+        except Exception:
+            logger.warning("change stream could not start; it retries", exc_info=True)
+        listen = await _listener(settings) if settings.change_listen else None
+        tasks.append(asyncio.create_task(stream.run(listen)))
         if settings.permissions_cache_keep_warm and settings.permissions_cache_enabled:
             keeper = CacheKeeper(
                 db,
@@ -54,6 +74,7 @@ def lifespan_for(
                 max_users=settings.permissions_cache_keep_warm_max_users,
             )
             invalidator.on_flush = keeper.kick
+            stream.on_flush = keeper.kick
             tasks.append(asyncio.create_task(keeper.run()))
         # Objects made at start live forever: keep them out of every GC pass, and
         # collect the young generation less often (a request allocates thousands
@@ -69,6 +90,7 @@ def lifespan_for(
             redis=redis,
             cache=cache,
             invalidator=invalidator,
+            stream=stream,
             tokens=TokenService(settings),
         )
         app.state.resources = (
@@ -81,10 +103,26 @@ def lifespan_for(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if listen is not None:
+                await listen.close()
             await redis.aclose()
             await db.close()
 
     return lifespan
+
+
+async def _listener(settings: Settings) -> asyncpg.Connection | None:
+    """A connection of its own for LISTEN (a pooled one would be reset). None
+    when it cannot be opened: polling alone keeps the stream correct."""
+    try:
+        return await asyncpg.connect(
+            settings.database_url,
+            timeout=settings.db_connect_timeout_s,
+            server_settings={"application_name": "permgraph-listen"},
+        )
+    except Exception:
+        logger.warning("LISTEN connection failed; polling only", exc_info=True)
+        return None
 
 
 __all__ = ["lifespan_for"]

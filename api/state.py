@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from permbase.settings import Settings
     from permcore.cache import PermissionCache
     from permcore.invalidation import Invalidator
+    from permcore.stream import ChangeStream
     from permstore.db import Database
 
 
@@ -20,6 +21,7 @@ class State(TypedDict):
     redis: aioredis.Redis
     cache: PermissionCache
     invalidator: Invalidator
+    stream: ChangeStream
     tokens: TokenService
 
 

@@ -56,6 +56,15 @@ CACHE_REFRESHED = Counter(
     "permissions_cache_refreshed_total",
     "Entries reloaded from PostgreSQL and written back by the cache keeper",
 )
+STREAM_APPLIED = Counter(
+    "permission_changes_applied_total",
+    "Changes of the database's permission change log applied to Redis by this instance",
+)
+STREAM_LAG_SECONDS = Histogram(
+    "permission_changes_lag_seconds",
+    "Seconds from a permission change's write (in its transaction) to its application to Redis",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 CACHE_REFRESH_SECONDS = Histogram(
     "permissions_cache_refresh_seconds",
     "Duration of one keeper pass over every active user",
@@ -115,6 +124,8 @@ __all__ = [
     "CACHE_INVALIDATIONS",
     "CACHE_MISSES",
     "CACHE_REFRESHED",
+    "STREAM_APPLIED",
+    "STREAM_LAG_SECONDS",
     "CACHE_REFRESH_SECONDS",
     "CACHE_STALE_WRITES_REFUSED",
     "INVALIDATION_FAILURES",

@@ -74,6 +74,11 @@ def settings(database_url: str, redis_url: str) -> Settings:
         breaker_cooldown_s=0.5,
         redis_socket_timeout_s=0.05,  # the hung-Redis tests stay quick; nothing here saturates the CPU
         outbox_replay_interval_s=0.2,
+        # the change stream of the shared app stays idle (tests count Redis calls
+        # and fills); tests/integration/test_change_stream.py drives its own
+        change_poll_interval_s=3600,
+        change_listen=False,
+        instance_name=f"test-session-{secrets.token_hex(4)}",
         permissions_cache_keep_warm=False,  # tests count permission SQL; test_warm.py runs the keeper itself
         log_level="WARNING",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from permstore.db import query_listeners
 
 APP_TABLES = (
     "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
-    " seed_mark, granted_permission_code, login_throttle"
+    " seed_mark, granted_permission_code, login_throttle, permission_changes"
 )
 
 
@@ -66,6 +67,9 @@ def counting_sql() -> Iterator[StatementLog]:
 async def app_with(
     settings: Settings, **changes: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, State]]:
+    # a reader of its own: a new reader starts at the log's current end, so an
+    # app started mid-test does not replay the changes made before it
+    changes.setdefault("instance_name", f"test-{secrets.token_hex(4)}")
     application = create_app(settings.model_copy(update=changes))
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app)

@@ -146,6 +146,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "postgres": "ok",
         "redis": "ok",
+        "changes": "ok",
     }
     metrics = (await client.get("/metrics")).text
     for name in [

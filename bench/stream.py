@@ -1,0 +1,187 @@
+"""The permission change stream (migration 0013, permcore/stream.py): how soon a
+committed change reaches Redis, and what the triggers cost writers.
+
+    .venv/bin/python bench/stream.py [--runs 200]
+
+Own PostgreSQL and Redis (embedded), the demo seed plus 10,000 synthetic users.
+1. Commit to invalidated: a consumer runs (with LISTEN, then polling only at its
+   default interval); a user's entry is cached; another connection commits
+   `delete from user_roles where user_id = N` (what psql does); the time until
+   Redis no longer holds the entry. p50 and p99 in ms.
+2. The triggers' cost: a 10,000-row `insert into user_roles` and 1,000
+   single-row membership changes (one transaction each), with the triggers and
+   with them disabled (ALTER TABLE ... DISABLE TRIGGER; the foreign-key checks
+   stay on), alternately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from permbase.settings import Settings  # noqa: E402
+from permcore.cache import PermissionCache, create_redis  # noqa: E402
+from permcore.read import load_access_by_user_id  # noqa: E402
+from permcore.stream import ChangeStream  # noqa: E402
+from permdev.embedded import services  # noqa: E402
+from permdev.seed import seed  # noqa: E402
+from permstore.db import create_database  # noqa: E402
+from permstore.migrate import migrate  # noqa: E402
+
+USERS = 10_000
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
+    db = await create_database(settings)
+    redis = create_redis(settings)
+    cache = PermissionCache(redis, settings)
+    await cache.prepare()
+    cache.trusted = True  # no outbox to replay here (what the lifespan decides)
+    stream = ChangeStream(db, cache, name=f"bench-{listen}", poll_interval=1.0)
+    await stream.start()
+    con = await asyncpg.connect(settings.database_url)
+    listener = await asyncpg.connect(settings.database_url) if listen else None
+    task = asyncio.create_task(stream.run(listener))
+    out = []
+    try:
+        ids = [
+            r["user_id"]
+            for r in await con.fetch(
+                "select distinct user_id from user_roles order by 1 limit $1", runs
+            )
+        ]
+        for user_id in ids:
+            await load_access_by_user_id([user_id], db=db, cache=cache)
+            key = cache.key(user_id)
+            assert await redis.exists(key)
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+            committed = time.perf_counter()
+            while await redis.exists(key):
+                await asyncio.sleep(0.0005)
+            out.append((time.perf_counter() - committed) * 1000)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for c in (con, listener):
+            if c is not None:
+                await c.close()
+        await redis.aclose()
+        await db.close()
+    return out
+
+
+async def writes(url: str, triggers: bool) -> tuple[float, float]:
+    """(seconds for a 10,000-row insert, seconds for 1,000 one-row transactions)."""
+    con = await asyncpg.connect(url)
+    try:
+        # only the change-log triggers: the foreign-key checks stay on in both
+        switch = "enable" if triggers else "disable"
+        for name in ("ins", "del", "upd"):
+            await con.execute(
+                f"alter table user_roles {switch} trigger permission_changes_{name}"
+            )
+        role = await con.fetchval("select id from roles where name = 'viewer'")
+        await con.execute("delete from user_roles where role_id = $1", role)
+        started = time.perf_counter()
+        await con.execute(
+            "insert into user_roles (user_id, role_id)"
+            " select id, $1 from users order by id limit 10000",
+            role,
+        )
+        bulk = time.perf_counter() - started
+        await con.execute("delete from user_roles where role_id = $1", role)
+        ids = [
+            r["id"]
+            for r in await con.fetch("select id from users order by id limit 1000")
+        ]
+        started = time.perf_counter()
+        for user_id in ids:
+            await con.execute(
+                "insert into user_roles (user_id, role_id) values ($1, $2)",
+                user_id,
+                role,
+            )
+        single = time.perf_counter() - started
+        await con.execute("delete from permission_changes")
+        return bulk, single
+    finally:
+        for name in ("ins", "del", "upd"):
+            await con.execute(
+                f"alter table user_roles enable trigger permission_changes_{name}"
+            )
+        await con.close()
+
+
+async def prepare(admin_url: str) -> str:
+    name = f"permgraph_stream_{secrets.token_hex(3)}"
+    con = await asyncpg.connect(admin_url)
+    await con.execute(f'create database "{name}"')
+    await con.close()
+    url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
+    await migrate(url)
+    con = await asyncpg.connect(url)
+    await seed(con, users=USERS)
+    await con.close()
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    with services() as (admin_db, redis_url):
+        url = asyncio.run(prepare(admin_db))
+        settings = Settings(
+            environment="prod",
+            database_url=url,
+            redis_url=redis_url,
+            jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
+            log_level="WARNING",
+        )
+        print("commit -> Redis invalidated (ms), psql-style direct SQL:")
+        for listen in (True, False):
+            ms = asyncio.run(latency(settings, args.runs, listen))
+            label = "LISTEN/NOTIFY" if listen else "polling only (1 s)"
+            print(
+                f"  {label:20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
+                f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
+            )
+        print("writers, triggers on vs off (s), alternately:")
+        rows = {True: [], False: []}
+        for _ in range(3):
+            for triggers in (True, False):
+                rows[triggers].append(asyncio.run(writes(url, triggers)))
+        for triggers in (True, False):
+            bulk = statistics.median(b for b, _ in rows[triggers])
+            single = statistics.median(s for _, s in rows[triggers])
+            print(
+                f"  triggers {'on ' if triggers else 'off'}: 10,000-row insert {bulk:6.3f} s,"
+                f" 1,000 one-row transactions {single:6.3f} s ({1000 / single:,.0f}/s)"
+            )
+        on_b = statistics.median(b for b, _ in rows[True])
+        off_b = statistics.median(b for b, _ in rows[False])
+        on_s = statistics.median(s for _, s in rows[True])
+        off_s = statistics.median(s for _, s in rows[False])
+        print(f"  ratio on/off: bulk {on_b / off_b:.2f}x, one-row {on_s / off_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Permission changes streamed from the database (migration 0013, permcore/stream.py).
+
+Every change here is made by another connection with plain SQL, as psql, a
+migration or another service would: never through the API. What a user would
+see is the permission entry the next read returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from api.state import State
+from permbase.settings import Settings
+from permcore.cache import InvalidationFailed, PermissionCache, create_redis
+from permcore.read import load_access_by_user_id
+from permcore.stream import ChangeStream
+from permdev.embedded import free_port
+from tests.factories import acquire, app_with, gql, insert_user, token_for
+
+
+async def permissions_of(resources: State, user_id: int) -> tuple[str, ...] | None:
+    """What the next read of the user's entry returns (None: no such user)."""
+    [access] = await load_access_by_user_id(
+        [user_id], db=resources["db"], cache=resources["cache"]
+    )
+    if access is None or not access.is_active:
+        return None
+    return tuple(sorted(access.permissions))
+
+
+async def drained(resources: State, name: str = "test") -> ChangeStream:
+    """A consumer at the current end of the log (the fixture's own truncate and
+    seed are changes too)."""
+    stream = ChangeStream(resources["db"], resources["cache"], name=name)
+    await stream.apply_pending()
+    return stream
+
+
+async def cached(redis_client: aioredis.Redis, user_id: int) -> bool:
+    return bool(await redis_client.exists(f"permissions:user:{user_id}"))
+
+
+VIEWER = ("permissions:read", "roles:read", "users:read")
+
+# (SQL with $1 = the user's id, the permissions the user then has)
+CHANGES = {
+    "insert user_roles": (
+        "insert into user_roles (user_id, role_id) select $1, id from roles where name = 'admin'",
+        "admin",
+    ),
+    "delete user_roles": ("delete from user_roles where user_id = $1", ()),
+    "update user_roles": (
+        "update user_roles set role_id = (select id from roles where name = 'admin')"
+        " where user_id = $1",
+        "admin",
+    ),
+    "insert role_permissions": (
+        "insert into role_permissions (role_id, permission_id)"
+        " select r.id, p.id from roles r, permissions p"
+        " where r.name = 'viewer' and p.code = 'audit:read' and $1::bigint is not null",
+        (*VIEWER, "audit:read"),
+    ),
+    "delete role_permissions": (
+        "delete from role_permissions where $1::bigint is not null and role_id ="
+        " (select id from roles where name = 'viewer') and permission_id ="
+        " (select id from permissions where code = 'roles:read')",
+        ("permissions:read", "users:read"),
+    ),
+    "rename a permission": (
+        "update permissions set code = 'users:look' where code = 'users:read'"
+        " and $1::bigint is not null",
+        ("permissions:read", "roles:read", "users:look"),
+    ),
+    "delete a role (cascade)": (
+        "delete from roles where name = 'viewer' and $1::bigint is not null",
+        (),
+    ),
+    "delete a permission (cascade)": (
+        "delete from permissions where code = 'roles:read' and $1::bigint is not null",
+        ("permissions:read", "users:read"),
+    ),
+    "deactivate the user": ("update users set is_active = false where id = $1", None),
+    "delete the user": ("delete from users where id = $1", None),
+    "truncate user_roles": (
+        "truncate user_roles -- $1 unused",
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+async def test_a_change_made_with_sql_reaches_the_next_read(
+    change: str,
+    resources: State,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+) -> None:
+    sql, expected = CHANGES[change]
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    stream = await drained(resources)
+    assert await permissions_of(resources, user_id) == VIEWER
+    assert await cached(redis_client, user_id)
+
+    async with acquire(pool) as con:
+        if "$1" in sql and "-- $1" not in sql:
+            await con.execute(sql, user_id)
+        else:
+            await con.execute(sql.split(" --")[0])
+    assert await stream.apply_pending() >= 1
+    if expected == "admin":
+        async with acquire(pool) as con:
+            admin = await con.fetchval(
+                "select array_agg(distinct p.code order by p.code) from role_permissions rp"
+                " join permissions p on p.id = rp.permission_id join roles r on r.id = rp.role_id"
+                " where r.name = 'admin'"
+            )
+        assert set(await permissions_of(resources, user_id) or ()) == set(admin)
+    else:
+        assert expected is None or isinstance(expected, tuple)
+        assert await permissions_of(resources, user_id) == (
+            None if expected is None else tuple(sorted(expected))
+        )
+
+
+async def test_one_transaction_of_several_statements_and_a_rolled_back_one(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
+    async with acquire(pool) as con:
+        a = await insert_user(con, "a@example.com", roles=["viewer"])
+        b = await insert_user(con, "b@example.com", roles=["viewer"])
+    stream = await drained(resources)
+    assert await permissions_of(resources, a) == VIEWER
+    assert await permissions_of(resources, b) == VIEWER
+
+    async with acquire(pool) as con:
+        tx = con.transaction()
+        await tx.start()
+        await con.execute("delete from user_roles where user_id = $1", b)
+        await tx.rollback()
+        async with con.transaction():
+            await con.execute("delete from user_roles where user_id = $1", a)
+            await con.execute("update users set is_active = false where id = $1", a)
+    await stream.apply_pending()
+    assert await permissions_of(resources, a) is None
+    # the rolled-back change invalidated nothing: b's entry is still the cached one
+    assert await cached(redis_client, b)
+    assert await permissions_of(resources, b) == VIEWER
+
+
+async def test_transactions_committing_out_of_order_are_both_applied(
+    resources: State, pool: asyncpg.Pool
+) -> None:
+    """The first transaction takes the smaller id but commits last: a reader
+    that kept "the last id seen" would skip it."""
+    async with acquire(pool) as con:
+        a = await insert_user(con, "a@example.com", roles=["viewer"])
+        b = await insert_user(con, "b@example.com", roles=["viewer"])
+    stream = await drained(resources)
+    assert await permissions_of(resources, a) == VIEWER
+    assert await permissions_of(resources, b) == VIEWER
+
+    first = await pool.acquire()
+    try:
+        tx = first.transaction()
+        await tx.start()
+        await first.execute("delete from user_roles where user_id = $1", a)
+        async with acquire(pool) as second:
+            await second.execute("delete from user_roles where user_id = $1", b)
+        await stream.apply_pending()  # b's change, visible above the horizon
+        assert await permissions_of(resources, b) == ()
+        assert await permissions_of(resources, a) == VIEWER  # not committed yet
+        await tx.commit()
+    finally:
+        await pool.release(first)
+    await stream.apply_pending()
+    assert await permissions_of(resources, a) == ()
+    # and b's change is not applied twice (a refill of b is not thrown away)
+    assert await permissions_of(resources, b) == ()
+    assert await stream.apply_pending() == 0
+
+
+async def test_a_restarted_consumer_resumes_where_it_stopped(
+    resources: State, pool: asyncpg.Pool
+) -> None:
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    await drained(resources, name="restarting")
+    assert await permissions_of(resources, user_id) == VIEWER
+    # the consumer is stopped; a change is made meanwhile
+    async with acquire(pool) as con:
+        await con.execute("delete from user_roles where user_id = $1", user_id)
+    restarted = ChangeStream(resources["db"], resources["cache"], name="restarting")
+    await restarted.start()
+    assert await restarted.apply_pending() >= 1
+    assert await permissions_of(resources, user_id) == ()
+
+
+async def test_redis_down_while_changes_arrive_then_replayed(
+    resources: State, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    await drained(resources, name="flaky")
+    assert await permissions_of(resources, user_id) == VIEWER
+    async with acquire(pool) as con:
+        await con.execute("delete from user_roles where user_id = $1", user_id)
+
+    down = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    dead = create_redis(down)
+    try:
+        broken = ChangeStream(
+            resources["db"], PermissionCache(dead, down), name="flaky"
+        )
+        await broken.start()
+        before = broken.position
+        with pytest.raises(InvalidationFailed):
+            await broken.apply_pending()
+        assert broken.position == before  # nothing counted as applied
+    finally:
+        await dead.aclose()
+    healthy = ChangeStream(resources["db"], resources["cache"], name="flaky")
+    await healthy.start()
+    assert await healthy.apply_pending() >= 1
+    assert await permissions_of(resources, user_id) == ()
+
+
+ME = "{ me { permissions } }"
+
+
+async def until(predicate: Callable[[], Awaitable[bool]]) -> float:
+    """Seconds until `predicate()` holds (fails after 5 s)."""
+    started = time.perf_counter()
+    while not await predicate():
+        assert time.perf_counter() - started < 5.0, "not seen in time"
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["notify", "polling only"])
+async def test_psql_revoke_reaches_every_instance(
+    listen: bool, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The issue's "done when": `delete from user_roles where user_id = N` while
+    two instances run; the user's next request on either shows it. Without
+    LISTEN (a lost notification) polling catches it."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    token = token_for(user_id, settings)
+    tuned = {"change_listen": listen, "change_poll_interval_s": 0.2}
+    async with (
+        app_with(settings, instance_name="one", **tuned) as (one, _),
+        app_with(settings, instance_name="two", **tuned) as (two, _),
+    ):
+        for client in (one, two):
+            body = await gql(client, ME, token=token)
+            assert sorted(body["data"]["me"]["permissions"]) == list(VIEWER)
+        async with acquire(pool) as con:
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+        for client in (one, two):
+
+            async def revoked(client: httpx.AsyncClient = client) -> bool:
+                body = await gql(client, ME, token=token)
+                return bool(body["data"]["me"]["permissions"] == [])
+
+            await until(revoked)
+
+
+async def test_readyz_reports_a_consumer_that_fell_behind(
+    client: httpx.AsyncClient, resources: State
+) -> None:
+    stream = resources["stream"]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["changes"] == "ok"
+    saved = stream.applied_at, stream.poll_interval
+    stream.poll_interval = 1.0
+    stream.applied_at = time.monotonic() - 60  # no good pass for a minute
+    try:
+        late = await client.get("/readyz")
+    finally:
+        stream.applied_at, stream.poll_interval = saved
+    assert late.status_code == 503
+    assert late.json()["checks"]["changes"].startswith("behind by 6")
