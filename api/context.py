@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from permauth.tokens import principal_from_header
+from permcore.stream import parse_token
 from schema.context import Context
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ async def get_context(request: Request) -> Context:
         headers.get("authorization"),
         headers.get("x-request-id"),
         client,
+        headers.get("x-consistency-token"),
     )
 
 
@@ -31,19 +33,22 @@ def context_for(
     authorization: str | None,
     request_id: str | None,
     client: str | None = None,
+    consistency: str | None = None,
 ) -> Context:
-    """A request's context from the lifespan's state, two headers and the client's
+    """A request's context from the lifespan's state, its headers and the client's
     address (the ASGI scope's; behind a proxy, the server's --proxy-headers set
-    it). Raises Unauthenticated for credentials that do not verify."""
+    it). Raises Unauthenticated for credentials that do not verify, InvalidInput
+    for a consistency token that is not one (permcore/stream.py)."""
     return Context(
         settings=state["settings"],
         db=state["db"],
         cache=state["cache"],
-        invalidator=state["invalidator"],
+        stream=state["stream"],
         tokens=state["tokens"],
         principal=principal_from_header(authorization, state["tokens"]),
         request_id=request_id[:64] if request_id else os.urandom(8).hex(),
         client=client,
+        consistency=None if consistency is None else parse_token(consistency),
     )
 
 

@@ -73,7 +73,7 @@ class GraphQLLane:
         ):
             await self.app(scope, receive, send)
             return
-        authorization = request_id = None
+        authorization = request_id = consistency = None
         json_body = False
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -83,6 +83,8 @@ class GraphQLLane:
                 authorization = value[: MAX_AUTHORIZATION_BYTES + 1].decode("latin-1")
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")
+            elif name == b"x-consistency-token":
+                consistency = value[:64].decode("latin-1")
         if not json_body:
             await _refuse(
                 send,
@@ -99,7 +101,7 @@ class GraphQLLane:
             await _refuse(send, 400, "BAD_REQUEST", payload)
             return
         response = (
-            await self._try(scope, payload, authorization, request_id)
+            await self._try(scope, payload, authorization, request_id, consistency)
             if self.fast
             else None
         )
@@ -124,6 +126,7 @@ class GraphQLLane:
         payload: dict[str, Any],
         authorization: str | None,
         request_id: str | None,
+        consistency: str | None = None,
     ) -> bytes | None:
         """The response body, or None: not a case for the lane."""
         if not payload.keys() <= _KEYS:
@@ -145,8 +148,12 @@ class GraphQLLane:
         if prepared is None:
             return None
         try:
-            context = context_for(scope["state"], authorization, request_id)
-        except AppError:  # the app answers bad credentials (401 and its header)
+            context = context_for(
+                scope["state"], authorization, request_id, consistency=consistency
+            )
+        except (
+            AppError
+        ):  # the app answers bad credentials (401 and its header), bad tokens
             return None
         GRAPHQL_PREPARED.inc()
         result = await execute_prepared(

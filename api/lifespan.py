@@ -14,11 +14,9 @@ from fastapi import FastAPI
 
 from api.state import State
 from permauth.tokens import TokenService
-from permbase.errors import AppError
 from permbase.metrics import install_gc_timer
 from permbase.settings import Settings
 from permcore.cache import InvalidationFailed, PermissionCache, create_redis
-from permcore.invalidation import Invalidator
 from permcore.keeper import CacheKeeper
 from permcore.stream import ChangeStream
 from permstore.db import create_database
@@ -29,42 +27,34 @@ logger = logging.getLogger(__name__)
 def lifespan_for(
     settings: Settings,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[State]]:
-    """What a process opens once (pool, Redis, cache, invalidator and its
-    replayer, keeper) and hands to every request as State; closed at shutdown."""
+    """What a process opens once (pool, Redis, cache, the change stream, the
+    keeper) and hands to every request as State; closed at shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         db = await create_database(settings)
         redis = create_redis(settings)
         cache = PermissionCache(redis, settings)
-        invalidator = Invalidator(db, cache)
         await cache.prepare()
-        try:
-            await invalidator.replay_pending()  # the cache is trusted only after this
-        except AppError:
-            logger.warning("outbox replay at start failed; the replayer retries")
-        replayer = asyncio.create_task(
-            invalidator.run_replayer(settings.outbox_replay_interval_s)
-        )
-        tasks = [replayer]
-        # every committed change, whoever wrote it, reaches Redis (migration 0013)
+        # every committed change, whoever wrote it, reaches Redis (migration 0013);
+        # the cache is trusted once the stream's first pass has (what changed while
+        # no instance ran)
         stream = ChangeStream(
             db,
             cache,
             name=settings.instance_name,
             poll_interval=settings.change_poll_interval_s,
             retention_s=settings.change_retention_s,
+            wait_s=settings.change_wait_s,
         )
-        try:  # catch up before serving: what changed while no instance ran
+        try:  # catch up before serving
             await stream.apply_pending()
         except InvalidationFailed:
-            stream.failing = True
-            cache.trusted = False
-            logger.warning("permission changes could not reach redis; retrying")
+            stream.distrust()
         except Exception:
             logger.warning("change stream could not start; it retries", exc_info=True)
         listen = await _listener(settings) if settings.change_listen else None
-        tasks.append(asyncio.create_task(stream.run(listen)))
+        tasks = [asyncio.create_task(stream.run(listen))]
         if settings.permissions_cache_keep_warm and settings.permissions_cache_enabled:
             keeper = CacheKeeper(
                 db,
@@ -73,7 +63,6 @@ def lifespan_for(
                 batch_size=settings.loader_max_batch_size,
                 max_users=settings.permissions_cache_keep_warm_max_users,
             )
-            invalidator.on_flush = keeper.kick
             stream.on_flush = keeper.kick
             tasks.append(asyncio.create_task(keeper.run()))
         # Objects made at start live forever: keep them out of every GC pass, and
@@ -89,7 +78,6 @@ def lifespan_for(
             db=db,
             redis=redis,
             cache=cache,
-            invalidator=invalidator,
             stream=stream,
             tokens=TokenService(settings),
         )

@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from permauth.tokens import TokenService
     from permbase.settings import Settings
     from permcore.cache import PermissionCache
-    from permcore.invalidation import Invalidator
     from permcore.stream import ChangeStream
     from permstore.db import Database
 
@@ -20,7 +19,6 @@ class State(TypedDict):
     db: Database
     redis: aioredis.Redis
     cache: PermissionCache
-    invalidator: Invalidator
     stream: ChangeStream
     tokens: TokenService
 

@@ -7,7 +7,9 @@ Own PostgreSQL and Redis (embedded), the demo seed plus 10,000 synthetic users.
 1. Commit to invalidated: a consumer runs (with LISTEN, then polling only at its
    default interval); a user's entry is cached; another connection commits
    `delete from user_roles where user_id = N` (what psql does); the time until
-   Redis no longer holds the entry. p50 and p99 in ms.
+   Redis no longer holds the entry. p50 and p99 in ms. Then the API's way: the
+   same write, and the writer waits for its own change (`ChangeStream.settle`,
+   what a mutation does before it returns) while the consumer runs with LISTEN.
 2. The triggers' cost: a 10,000-row `insert into user_roles` and 1,000
    single-row membership changes (one transaction each), with the triggers and
    with them disabled (ALTER TABLE ... DISABLE TRIGGER; the foreign-key checks
@@ -52,7 +54,7 @@ async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
     redis = create_redis(settings)
     cache = PermissionCache(redis, settings)
     await cache.prepare()
-    cache.trusted = True  # no outbox to replay here (what the lifespan decides)
+    cache.trusted = True  # no change stream here (what the lifespan starts)
     stream = ChangeStream(db, cache, name=f"bench-{listen}", poll_interval=1.0)
     await stream.start()
     con = await asyncpg.connect(settings.database_url)
@@ -81,6 +83,46 @@ async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
         for c in (con, listener):
             if c is not None:
                 await c.close()
+        await redis.aclose()
+        await db.close()
+    return out
+
+
+async def settled(settings: Settings, runs: int) -> list[float]:
+    """Commit to `settle(xid)` returning (the entry then gone), in ms."""
+    db = await create_database(settings)
+    redis = create_redis(settings)
+    cache = PermissionCache(redis, settings)
+    await cache.prepare()
+    stream = ChangeStream(db, cache, name="bench-settle", poll_interval=1.0)
+    await stream.apply_pending()
+    con = await asyncpg.connect(settings.database_url)
+    listener = await asyncpg.connect(settings.database_url)
+    task = asyncio.create_task(stream.run(listener))
+    out = []
+    try:
+        ids = [
+            r["user_id"]
+            for r in await con.fetch(
+                "select distinct user_id from user_roles order by 1 desc limit $1", runs
+            )
+        ]
+        for user_id in ids:
+            await load_access_by_user_id([user_id], db=db, cache=cache)
+            key = cache.key(user_id)
+            assert await redis.exists(key)
+            async with con.transaction():
+                await con.execute("delete from user_roles where user_id = $1", user_id)
+                xid = int(await con.fetchval("select pg_current_xact_id()::text"))
+            committed = time.perf_counter()
+            assert await stream.settle(xid)
+            out.append((time.perf_counter() - committed) * 1000)
+            assert not await redis.exists(key)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for c in (con, listener):
+            await c.close()
         await redis.aclose()
         await db.close()
     return out
@@ -164,6 +206,12 @@ def main() -> None:
                 f"  {label:20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
                 f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
             )
+        ms = asyncio.run(settled(settings, args.runs))
+        print("commit -> the writer's settle() returned (ms), the API's mutations:")
+        print(
+            f"  {'settle(xid)':20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
+            f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
+        )
         print("writers, triggers on vs off (s), alternately:")
         rows = {True: [], False: []}
         for _ in range(3):

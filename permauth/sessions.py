@@ -7,9 +7,9 @@ Presenting a spent token again means it leaked: the whole family is revoked.
 Sessions end at once (SECURITY.md, "What ends a session, and how fast"): every
 access token names its family (`sid`); a logout or a detected reuse revokes the
 family, a password change revokes every family and sets the user's "tokens not
-before" time, and each of them invalidates the user's permission entry after
-commit (through the outbox, as a permission change does), so the very next
-request sees it. Whoever issues or revokes a user's tokens holds the user's row
+before" time; the database's change log names the user (migration 0013), and
+each of them returns only once the user's permission entry says so (`settle`,
+as a permission change does), so the very next request sees it. Whoever issues or revokes a user's tokens holds the user's row
 lock first: a revocation then either sees a concurrent refresh's new token or
 makes that refresh fail.
 
@@ -28,6 +28,7 @@ import logging
 import math
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -35,14 +36,13 @@ from typing import TYPE_CHECKING
 from permauth.emails import BadEmail, normalize_email
 from permauth.passwords import check_strength, hash_password, verify_password
 from permbase.errors import InvalidInput, Unauthenticated
-from permstore import tokens as token_store, users as user_store
+from permstore import changes, tokens as token_store, users as user_store
 
 if TYPE_CHECKING:
     import asyncpg
 
     from permauth.tokens import IssuedToken, TokenService
     from permbase.settings import Settings
-    from permcore.invalidation import Invalidator
     from permstore.db import Database
     from permstore.tokens import ThrottleRow
 
@@ -137,8 +137,13 @@ async def login(
     return pair
 
 
+Settle = Callable[[int], Awaitable[object]]
+"""Called after a transaction that ended sessions committed, with its id: returns
+once the users' cache entries say so (schema/context.py `Context.settle`)."""
+
+
 async def refresh(
-    db: Database, tokens: TokenService, invalidator: Invalidator, token: str
+    db: Database, tokens: TokenService, settle: Settle, token: str
 ) -> TokenPair:
     claims = tokens.decode(token, "refresh")
     jti = str(claims["jti"])
@@ -160,20 +165,20 @@ async def refresh(
         ):
             return await _issue_pair(con, tokens, user_id, spent[0])
     # not live: a reuse of a spent token revokes its family (committed before raising)
-    if await _revoke_family_of(db, invalidator, jti):
+    if await _revoke_family_of(db, settle, jti):
         logger.warning("refresh token reuse or inactive user: family revoked")
     raise Unauthenticated(INVALID_REFRESH)
 
 
 async def logout(
-    db: Database, tokens: TokenService, invalidator: Invalidator, token: str
+    db: Database, tokens: TokenService, settle: Settle, token: str
 ) -> None:
     """Ends the refresh token's session: its family, and the access tokens issued in it."""
     claims = tokens.decode(token, "refresh")
-    await _revoke_family_of(db, invalidator, str(claims["jti"]))
+    await _revoke_family_of(db, settle, str(claims["jti"]))
 
 
-async def _revoke_family_of(db: Database, invalidator: Invalidator, jti: str) -> bool:
+async def _revoke_family_of(db: Database, settle: Settle, jti: str) -> bool:
     """Revoke the family of a known token; False: no such token."""
     async with db.transaction() as con:
         found = await token_store.family_of(con, jti)
@@ -185,15 +190,15 @@ async def _revoke_family_of(db: Database, invalidator: Invalidator, jti: str) ->
         await user_store.select_for_update(con, user_id)
         if await token_store.revoke_family(con, family_id) == 0:
             return True  # revoked before: its user's entry already says so
-        ticket = await invalidator.record(con, [user_id])
+        xid = await changes.select_xid(con)
     # committed: the user's entry lists the family from the next request on
-    await invalidator.apply(ticket)
+    await settle(xid)
     return True
 
 
 async def change_password(
     db: Database,
-    invalidator: Invalidator,
+    settle: Settle,
     settings: Settings,
     user_id: int,
     current: str,
@@ -226,8 +231,8 @@ async def change_password(
         await user_store.update_password(con, user_id, new_hash, not_before)
         await token_store.revoke_user(con, user_id)
         await _settle(con, attempt)
-        ticket = await invalidator.record(con, [user_id])
-    await invalidator.apply(ticket)
+        xid = await changes.select_xid(con)
+    await settle(xid)
     logger.info("password changed user=%d", user_id)
     return None
 

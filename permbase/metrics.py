@@ -49,7 +49,7 @@ LOADER_SQL_SECONDS = Histogram(
 SQL_STATEMENTS = Counter("sql_statements_total", "SQL statements executed")
 INVALIDATION_FAILURES = Counter(
     "permissions_cache_invalidation_failures_total",
-    "Invalidations that could not reach Redis (kept in the outbox for replay)",
+    "Passes of the change stream that could not reach Redis (the change log keeps the changes; the cache is distrusted until one succeeds)",
 )
 
 CACHE_REFRESHED = Counter(

@@ -46,13 +46,16 @@ class Settings(BaseSettings):
     permissions_cache_prefix: str = "permissions:user:"
     permissions_cache_ttl_s: int = Field(300, ge=1)
     permissions_cache_ttl_jitter_s: int = Field(30, ge=0)
-    outbox_replay_interval_s: float = Field(1.0, gt=0)
     # the permission change log (permcore/stream.py): polled at least this often
     # (LISTEN/NOTIFY wakes it sooner), trimmed after the retention; the instance's
     # reader name (a restarted instance resumes where the name stopped)
     change_poll_interval_s: float = Field(1.0, gt=0)
     change_listen: bool = True  # false: polling only
     change_retention_s: float = Field(3600.0, gt=0)
+    # a write returns once this instance has applied it, and a read carrying a
+    # consistency token waits for that: at most this long (then the write
+    # distrusts the cache until it catches up; the read answers from PostgreSQL)
+    change_wait_s: float = Field(2.0, gt=0)
     instance_name: str = Field(default_factory=socket.gethostname, min_length=1)
     permissions_cache_enabled: bool = (
         True  # false: every permission read goes to PostgreSQL

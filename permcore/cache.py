@@ -16,14 +16,14 @@ Why the two extra keys (see README, "How the cache stays correct"): a reader rea
 PostgreSQL and writes back through a Lua script that stores the value only if both
 tokens are still what it read. Every invalidation replaces the user's token in the
 same MULTI as it unlinks the value, so a value read from PostgreSQL before a
-mutation committed can never land after that mutation's invalidation.
+change committed can never land after that change's invalidation.
 A flush replaces the epoch: values carrying an older epoch are misses at once,
 and the SCAN + UNLINK that follows only reclaims memory.
 
 Redis is an optimisation only: every error or timeout counts as a miss (reads) or
 a skipped fill (writes); a circuit breaker skips Redis after repeated failures.
-Invalidations that fail raise `InvalidationFailed`, so the caller can keep them in
-the outbox for replay (permstore/outbox.py).
+Invalidations that fail raise `InvalidationFailed`: the change stream then keeps
+its position and distrusts the cache until a pass succeeds (permcore/stream.py).
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ return refused
 
 
 class InvalidationFailed(Exception):
-    """Redis did not confirm an invalidation; the outbox keeps it for replay."""
+    """Redis did not confirm an invalidation; the change log keeps it for the
+    stream's next pass (permcore/stream.py)."""
 
 
 class PermissionCache:
@@ -110,8 +111,8 @@ class PermissionCache:
             settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
         )
         self._fill = client.register_script(_FILL_SCRIPT)
-        # False while an invalidation may be missing from Redis (see permcore/invalidation.py):
-        # reads and fills skip Redis until the outbox has been replayed
+        # False while an invalidation may be missing from Redis (see permcore/stream.py):
+        # reads and fills skip Redis until the change stream has caught up
         self.trusted = False
         self.enabled = settings.permissions_cache_enabled
         self.instance = secrets.token_hex(4)

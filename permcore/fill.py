@@ -21,7 +21,8 @@ _UNGATED = nullcontext()
 class Fillable(Protocol):
     """What the fill sequence uses of a cache: PermissionCache (a fake in tests/unit)."""
 
-    before_fill: Callable[[Sequence[int]], Awaitable[None]] | None
+    @property
+    def before_fill(self) -> Callable[[Sequence[int]], Awaitable[None]] | None: ...
 
     async def fill(
         self, read: CacheRead, loaded: dict[int, UserAccess | None]

@@ -116,7 +116,7 @@ class CacheKeeper:
                     await self.refresh_all()
             except Exception:  # PostgreSQL down or the like: the next interval retries
                 logger.warning("cache keeper pass failed", exc_info=True)
-            # while Redis is not trusted (an invalidation awaits replay) look again soon
+            # while Redis is not trusted (the change stream is behind) look again soon
             with suppress(TimeoutError):
                 async with asyncio.timeout(
                     self.interval if self.cache.trusted else min(self.interval, 1.0)

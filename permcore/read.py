@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 class ReadThrough(Fillable, Protocol):
     """What the loader uses of a cache: PermissionCache (a fake in tests/unit)."""
 
-    inflight: SingleFlight
+    @property
+    def inflight(self) -> SingleFlight: ...
 
     async def read(self, user_ids: Sequence[int]) -> CacheRead | None: ...
 

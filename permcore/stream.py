@@ -12,6 +12,12 @@ is applied twice. LISTEN/NOTIFY only wakes the consumer early; polling every
 `poll_interval` is what guarantees progress (a listener that was disconnected
 misses notifications). If Redis cannot be reached the position stays and the
 cache is not trusted (reads go to PostgreSQL) until a pass succeeds.
+
+It is also how a write keeps its promise ("after it returns, nobody reads the
+old permissions"): `settle(xid)` returns once a pass whose snapshot sees the
+writing transaction as ended has reached Redis, and a request carrying that xid
+as its consistency token reads the cache only once this instance has got that
+far (`reached`, else one pass, else PostgreSQL: `Consistent`).
 """
 
 from __future__ import annotations
@@ -20,10 +26,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from permbase.metrics import STREAM_APPLIED, STREAM_LAG_SECONDS
+from permbase.errors import InvalidInput
+from permbase.metrics import (
+    INVALIDATION_FAILURES,
+    STREAM_APPLIED,
+    STREAM_LAG_SECONDS,
+)
 from permcore.cache import InvalidationFailed
 from permstore import changes
 
@@ -31,11 +42,17 @@ if TYPE_CHECKING:
     import asyncpg
 
     from permcore.cache import PermissionCache
+    from permcore.codec import CacheRead
+    from permcore.singleflight import SingleFlight
     from permstore.db import Database
+    from permstore.models import UserAccess
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "permission_changes"
+# more users than this in one pass: replace the epoch (one SET) instead of
+# unlinking each entry; the keeper refills
+FLUSH_ABOVE = 50_000
 
 
 class ChangeStream:
@@ -47,18 +64,28 @@ class ChangeStream:
         name: str,
         poll_interval: float = 1.0,
         retention_s: float = 3600.0,
+        wait_s: float = 2.0,
     ) -> None:
         self.db = db
         self.cache = cache
         self.name = name
         self.poll_interval = poll_interval
         self.retention_s = retention_s
+        self.wait_s = wait_s  # how long a write or a token's reader waits for a pass
         self.position: int | None = None  # every change below it is applied
         self._ahead: dict[int, int] = {}  # change id -> xid, applied above position
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.failing = False
+        # the cache is trusted once a pass begun after the last failure (and after
+        # start: what changed while no instance ran) has reached Redis
+        self.failing = True
+        self._distrusted_at = 0  # passes begun when the last failure was seen
         self.applied_at = time.monotonic()  # the last pass that reached Redis
+        # what the last pass that reached Redis saw as ended: every change those
+        # transactions made is applied (None: no pass yet)
+        self.snapshot: changes.Snapshot | None = None
+        self._begun = 0  # passes begun
+        self._good = 0  # the number of the last pass that reached Redis
         # called after every whole-cache flush (the keeper's kick)
         self.on_flush: Callable[[], None] | None = None
 
@@ -73,22 +100,89 @@ class ChangeStream:
         """One pass; returns the number of changes applied. Raises
         InvalidationFailed (position unchanged) when Redis cannot be reached."""
         async with self._lock:
-            if self.position is None:
-                await self.start()
-            assert self.position is not None  # noqa: S101 - set just above
-            horizon, found = await changes.select_since(self.db, self.position)
-            fresh = [c for c in found if c.id not in self._ahead]
-            if fresh:
-                await self._apply(fresh)
-            for c in fresh:
-                if c.xid >= horizon:
-                    self._ahead[c.id] = c.xid
-            self._ahead = {i: x for i, x in self._ahead.items() if x >= horizon}
-            if horizon != self.position:
-                self.position = horizon
-                await changes.save_position(self.db, self.name, horizon)
-            self.applied_at = time.monotonic()
-            return len(fresh)
+            return await self._pass()
+
+    async def _pass(self) -> int:
+        self._begun += 1
+        number = self._begun
+        if self.position is None:
+            await self.start()
+        assert self.position is not None  # noqa: S101 - set just above
+        horizon, snapshot, found = await changes.select_since(self.db, self.position)
+        fresh = [c for c in found if c.id not in self._ahead]
+        if fresh:
+            await self._apply(fresh)
+        for c in fresh:
+            if c.xid >= horizon:
+                self._ahead[c.id] = c.xid
+        self._ahead = {i: x for i, x in self._ahead.items() if x >= horizon}
+        self.snapshot, self._good = snapshot, number
+        self.applied_at = time.monotonic()
+        if self.failing and number > self._distrusted_at:
+            self.failing = False
+            self.cache.trusted = True
+            logger.info("permission change stream caught up: cache trusted")
+        if horizon != self.position:
+            self.position = horizon
+            await changes.save_position(self.db, self.name, horizon)
+        return len(fresh)
+
+    def reached(self, xid: int) -> bool:
+        """Has this instance applied every change of transaction `xid` (and of
+        every transaction that committed before it)?"""
+        return self.snapshot is not None and self.snapshot.ended(xid)
+
+    async def catch_up(self) -> None:
+        """Return once a pass that began after this call has reached Redis: every
+        change committed before the call is then applied. Concurrent callers share
+        passes. Raises as a pass does (InvalidationFailed, a database error)."""
+        asked = self._begun
+        async with self._lock:
+            if self._good > asked:
+                return  # a pass begun after the call reached Redis meanwhile
+            await self._pass()
+
+    async def settle(self, xid: int) -> bool:
+        """After transaction `xid` committed: return once this instance applied it
+        (True). When that cannot be confirmed within `wait_s` (Redis or
+        PostgreSQL unreachable), this instance stops trusting the cache until a
+        pass succeeds, so that nobody here reads an entry older than the write,
+        and the answer is False. The change log keeps the change: the next good
+        pass, here or on another instance, applies it."""
+        if self.reached(xid):
+            return True
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self.catch_up()
+            return True
+        except Exception:  # noqa: BLE001 - any failure ends the same way
+            logger.warning("write %d not confirmed in redis; cache distrusted", xid)
+            self.distrust()
+            return False
+
+    def distrust(self) -> None:
+        """Stop reading the cache until a pass begun after this call reaches Redis
+        (the run loop retries at least every second meanwhile)."""
+        if not self.failing:
+            logger.warning("permission changes could not reach redis; retrying")
+        INVALIDATION_FAILURES.inc()
+        self.failing = True
+        self._distrusted_at = self._begun
+        self.cache.trusted = False
+        self._wake.set()
+
+    async def reach(self, xid: int) -> bool:
+        """For a reader holding `xid` as its consistency token: True once this
+        instance has applied it (one pass at most, within `wait_s`); False: read
+        PostgreSQL."""
+        if self.reached(xid):
+            return True
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self.catch_up()
+        except Exception:  # noqa: BLE001 - the reader falls back to PostgreSQL
+            return False
+        return self.reached(xid)
 
     def behind_s(self) -> float | None:
         """Seconds since the last good pass, when that is more than three poll
@@ -106,7 +200,11 @@ class ChangeStream:
             role_ids = {r for c in found for r in c.role_ids}
             if role_ids:
                 user_ids.update(await changes.select_holders(self.db, sorted(role_ids)))
-            if user_ids:
+            if len(user_ids) > FLUSH_ABOVE:  # a bulk change: cheaper as one flush
+                await self.cache.invalidate_all()
+                if self.on_flush is not None:
+                    self.on_flush()
+            elif user_ids:
                 await self.cache.invalidate_users(sorted(user_ids))
         STREAM_APPLIED.inc(len(found))
         STREAM_LAG_SECONDS.observe(max(c.age for c in found))
@@ -126,26 +224,70 @@ class ChangeStream:
             self._wake.clear()
             try:
                 await self.apply_pending()
-                if self.failing:
-                    self.failing = False
-                    self.cache.trusted = True
-                    logger.info("permission change stream caught up")
                 if time.monotonic() - trimmed > self.retention_s / 10:
                     await changes.trim(self.db, self.retention_s)
                     trimmed = time.monotonic()
             except InvalidationFailed:
-                if not self.failing:
-                    logger.warning("permission changes could not reach redis; retrying")
-                self.failing = True
-                self.cache.trusted = False
+                self.distrust()
+                self._wake.clear()
             except Exception:  # PostgreSQL down or the like: the next pass retries
                 logger.warning("permission change stream pass failed", exc_info=True)
+            wait = min(self.poll_interval, 1.0) if self.failing else self.poll_interval
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             task = asyncio.current_task()  # see permcore/keeper.py (Python 3.11)
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
 
 
-__all__ = ["CHANNEL", "ChangeStream"]
+TOKEN_DIGITS = 19  # an xid8 below 2**63, in decimal
+
+
+def parse_token(text: str) -> int:
+    """A consistency token as a client sends it back (`X-Consistency-Token`): the
+    decimal id of a write's transaction. Raises InvalidInput for anything else."""
+    if not (0 < len(text) <= TOKEN_DIGITS and text.isascii() and text.isdigit()):
+        raise InvalidInput(
+            "X-Consistency-Token must be a token a mutation returned "
+            "(extensions.consistencyToken).",
+            field="X-Consistency-Token",
+        )
+    return int(text)
+
+
+class Consistent:
+    """The cache as a request carrying a consistency token sees it: read only once
+    this instance has applied the token's transaction (`ChangeStream.reach`, asked
+    once per request); otherwise every read is a miss and nothing is written back,
+    so the request answers from PostgreSQL. It never answers from an entry older
+    than the token."""
+
+    def __init__(self, cache: PermissionCache, stream: ChangeStream, xid: int) -> None:
+        self.cache = cache
+        self.stream = stream
+        self.xid = xid
+        self._reached: asyncio.Task[bool] | None = None
+
+    @property
+    def inflight(self) -> SingleFlight:
+        return self.cache.inflight
+
+    @property
+    def before_fill(self) -> Callable[[Sequence[int]], Awaitable[None]] | None:
+        return self.cache.before_fill
+
+    async def read(self, user_ids: Sequence[int]) -> CacheRead | None:
+        if self._reached is None:
+            self._reached = asyncio.ensure_future(self.stream.reach(self.xid))
+        if not await asyncio.shield(self._reached):
+            return None
+        return await self.cache.read(user_ids)
+
+    async def fill(
+        self, read: CacheRead, loaded: dict[int, UserAccess | None]
+    ) -> int | None:
+        return await self.cache.fill(read, loaded)
+
+
+__all__ = ["CHANNEL", "ChangeStream", "Consistent", "parse_token"]

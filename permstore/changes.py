@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from permstore.db import read_sql
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from permstore.db import Database
 
 SELECT_SINCE = read_sql("permission_changes/select_since")
@@ -17,6 +19,13 @@ SELECT_HOLDERS = read_sql("permission_changes/select_holders")
 SELECT_POSITION = read_sql("permission_changes/select_position")
 SAVE_POSITION = read_sql("permission_changes/save_position")
 TRIM = read_sql("permission_changes/trim")
+SELECT_XID = read_sql("permission_changes/select_xid")
+INSERT = read_sql("permission_changes/insert")
+# what a pass of the change stream runs (tools that count a request's statements
+# leave them out)
+STREAM_SQL = frozenset(
+    {SELECT_SINCE, SELECT_HOLDERS, SELECT_POSITION, SAVE_POSITION, TRIM}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +38,49 @@ class Change:
     age: float  # seconds from its write to this read
 
 
-async def select_since(db: Database, position: int) -> tuple[int, list[Change]]:
-    """(the next position, the visible changes at or above `position`, in xid order)."""
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Which transactions a read saw as ended: every xid below `xmin`, and those
+    below `xmax` not in `running` (PostgreSQL's pg_snapshot)."""
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        xmin, xmax, running = text.split(":")
+        return cls(
+            int(xmin), int(xmax), frozenset(int(x) for x in running.split(",") if x)
+        )
+
+    def ended(self, xid: int) -> bool:
+        return xid < self.xmin or (xid < self.xmax and xid not in self.running)
+
+
+async def select_since(
+    db: Database, position: int
+) -> tuple[int, Snapshot, list[Change]]:
+    """(the next position, the read's snapshot, the visible changes at or above
+    `position`, in xid order)."""
     rows = await db.fetch(SELECT_SINCE, position)
     horizon = int(rows[0]["horizon"])
-    return horizon, [
-        Change(
-            r["id"],
-            r["xid"],
-            tuple(r["user_ids"] or ()),
-            tuple(r["role_ids"] or ()),
-            r["everyone"],
-            r["age"],
-        )
-        for r in rows
-        if r["id"] is not None
-    ]
+    return (
+        horizon,
+        Snapshot.parse(rows[0]["snapshot"]),
+        [
+            Change(
+                r["id"],
+                r["xid"],
+                tuple(r["user_ids"] or ()),
+                tuple(r["role_ids"] or ()),
+                r["everyone"],
+                r["age"],
+            )
+            for r in rows
+            if r["id"] is not None
+        ],
+    )
 
 
 async def select_holders(db: Database, role_ids: Sequence[int]) -> list[int]:
@@ -63,8 +99,22 @@ async def trim(db: Database, retention_s: float) -> None:
     await db.fetchval(TRIM, retention_s)
 
 
+async def select_xid(con: asyncpg.Connection) -> int:
+    """The running transaction's id: its consistency token once it commits."""
+    return int(await con.fetchval(SELECT_XID))
+
+
+async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> None:
+    """Record a change by hand: these users' entries, or everyone's (None)."""
+    await con.fetchval(INSERT, None if user_ids is None else list(user_ids))
+
+
 __all__ = [
     "Change",
+    "STREAM_SQL",
+    "Snapshot",
+    "insert",
+    "select_xid",
     "save_position",
     "select_holders",
     "select_position",

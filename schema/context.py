@@ -10,13 +10,14 @@ from strawberry.types import Info as StrawberryInfo
 
 from loaders.factory import create_loaders
 from permbase.errors import Forbidden, Unauthenticated
+from permcore.stream import Consistent
 
 if TYPE_CHECKING:
     from loaders.factory import Loaders
     from permauth.tokens import Principal, TokenService
     from permbase.settings import Settings
     from permcore.cache import PermissionCache
-    from permcore.invalidation import Invalidator
+    from permcore.stream import ChangeStream
     from permstore.db import Database
     from permstore.models import UserAccess
 
@@ -28,11 +29,12 @@ class Context(BaseContext):
         settings: Settings,
         db: Database,
         cache: PermissionCache,
-        invalidator: Invalidator,
+        stream: ChangeStream,
         tokens: TokenService,
         principal: Principal | None,
         request_id: str,
         client: str | None = None,
+        consistency: int | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -40,14 +42,16 @@ class Context(BaseContext):
         # of its Redis calls in flight at once (permstore/db.py, loaders/factory.py)
         self.db = db.for_request()
         self.cache = cache
-        self.invalidator = invalidator
+        self.stream = stream
         self.tokens = tokens
         self.principal = principal
         self.request_id = request_id
         self.client = client  # the client's address (the login throttle counts by it)
+        # a request that sent a consistency token reads no entry older than it
+        self.consistency = consistency
         self.loaders: Loaders = create_loaders(
             self.db,
-            cache,
+            cache if consistency is None else Consistent(cache, stream, consistency),
             settings.loader_max_batch_size,
             per_user=settings.permissions_loader == "per_user",
             redis_slots=max(
@@ -57,6 +61,19 @@ class Context(BaseContext):
         self.viewer: UserAccess | None = (
             None  # loaded by `load_viewer` before execution
         )
+        self.written: int | None = None  # the request's last write (`settle`)
+
+    async def settle(self, xid: int) -> bool:
+        """After the write transaction `xid` committed: return once this instance
+        has applied its changes to the cache (permcore/stream.py; False: not
+        confirmed, the cache is distrusted meanwhile). The response then carries
+        the write as its consistency token, and the request's memoized entries
+        are dropped, the caller's own reloaded."""
+        self.written = xid if self.written is None else max(self.written, xid)
+        confirmed = await self.stream.settle(xid)
+        self.loaders.access_by_user_id.clear_all()
+        await self.load_viewer()
+        return confirmed
 
     async def load_viewer(self) -> None:
         """Load the caller's current access through the permission loader (one

@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from schema.engine.consistency import ConsistencyToken
 from schema.engine.errors import PermgraphSchema, ShapeErrors
 from schema.engine.execution import PermgraphExecutionContext, use_default_resolvers
 from schema.engine.limits import LimitedValidation
@@ -67,6 +68,7 @@ def build_schema(
         lambda: LimitedValidation(maxsize=512),
         LoadViewer,
         ShapeErrors,
+        ConsistencyToken,
         lambda: RememberValid(prepared),
     ]
     schema = PermgraphSchema(

@@ -73,7 +73,6 @@ def settings(database_url: str, redis_url: str) -> Settings:
         db_pool_min_size=1,
         breaker_cooldown_s=0.5,
         redis_socket_timeout_s=0.05,  # the hung-Redis tests stay quick; nothing here saturates the CPU
-        outbox_replay_interval_s=0.2,
         # the change stream of the shared app stays idle (tests count Redis calls
         # and fills); tests/integration/test_change_stream.py drives its own
         change_poll_interval_s=3600,

@@ -17,23 +17,24 @@ from api.main import create_app
 from api.state import State
 from permauth.tokens import TokenService
 from permbase.settings import Settings
+from permstore.changes import STREAM_SQL
 from permstore.db import query_listeners
 
 APP_TABLES = (
-    "audit_log, cache_outbox, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
+    "audit_log, refresh_tokens, role_permissions, user_roles, permissions, roles, users,"
     " seed_mark, granted_permission_code, login_throttle, permission_changes"
 )
 
 
 class StatementLog:
-    """SQL statements the app sent, as asyncpg logged them (the outbox replayer,
-    which runs on its own schedule in the background, is left out)."""
+    """SQL statements the app sent, as asyncpg logged them (the change stream's
+    passes, which a mutation waits for but which serve every request, are left out)."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
 
     def record(self, query: str) -> None:
-        if "cache_outbox" not in query:
+        if query not in STREAM_SQL:
             self.statements.append(query)
 
     @property

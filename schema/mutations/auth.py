@@ -104,7 +104,7 @@ class AuthMutations:
     async def refresh_token(self, info: Info, token: str) -> RefreshResult:
         ctx = info.context
         try:
-            pair = await sessions.refresh(ctx.db, ctx.tokens, ctx.invalidator, token)
+            pair = await sessions.refresh(ctx.db, ctx.tokens, ctx.settle, token)
         except Unauthenticated as exc:
             return AuthError(message=exc.message, code="INVALID_TOKEN")
         return await _payload(info, pair)
@@ -116,7 +116,7 @@ class AuthMutations:
     async def logout(self, info: Info, refresh_token: str) -> bool:
         ctx = info.context
         try:
-            await sessions.logout(ctx.db, ctx.tokens, ctx.invalidator, refresh_token)
+            await sessions.logout(ctx.db, ctx.tokens, ctx.settle, refresh_token)
         except Unauthenticated:
             return False
         return True
@@ -173,7 +173,7 @@ class AuthMutations:
         try:
             held = await sessions.change_password(
                 ctx.db,
-                ctx.invalidator,
+                ctx.settle,
                 ctx.settings,
                 uid,
                 current_password,
@@ -186,11 +186,10 @@ class AuthMutations:
             )
         if held is not None:
             return _held(held)
+        # the caller's session has ended too: later fields of this document see it
+        # (the password's transaction settled: the caller's entry is reloaded)
         async with unit_of_work(ctx) as work:
             await work.audit("user.change_password", "user", uid, None, None)
-        # the caller's session has ended too: later fields of this document see it
-        forget(ctx.loaders.access_by_user_id, uid)
-        await ctx.load_viewer()
         return PasswordChanged()
 
 

@@ -8,6 +8,7 @@ import strawberry
 
 from permcore.delegation import RESERVED_RESOURCES
 from permstore import (
+    changes,
     permissions as permission_store,
     roles as role_store,
     users as user_store,
@@ -103,7 +104,6 @@ class PermissionMutations:
                 {"code": row.code, "holders": len(holders)},
                 None,
             )
-            work.invalidate(holders)
         return Deleted(id=strawberry.ID(str(pid)), affected_users=len(holders))
 
     @strawberry.mutation(
@@ -127,10 +127,7 @@ class PermissionMutations:
             await work.audit(
                 "cache.invalidate", "user" if uid else "cache", uid or "all", None, None
             )
-            if uid is None:
-                work.stale_all = True
-            else:
-                work.invalidate([uid])
+            await changes.insert(work.con, None if uid is None else [uid])
         return CacheInvalidated(
             all_users=uid is None,
             user_id=None if uid is None else strawberry.ID(str(uid)),

@@ -125,7 +125,6 @@ async def _change_membership(
                 await work.audit("user.assign_role", "user", uid, None, role_ref)
             else:
                 await work.audit("user.remove_role", "user", uid, role_ref, None)
-            work.invalidate([uid])
     return RoleAssignment(target=user, role_row=role, changed=changed)
 
 
@@ -168,7 +167,6 @@ async def _change_grant(
                     {"permission": code},
                     None,
                 )
-            work.invalidate(await role_store.holders(work.con, rid))
     forget(ctx.loaders.permissions_by_role_id, rid)
     return RoleGrant(
         role_row=role, permission=Permission.from_row(permission), changed=changed
@@ -267,8 +265,6 @@ class RoleMutations:
                 snapshot(before, "name", "description"),
                 snapshot(role, "name", "description"),
             )
-            if role.name != before.name:  # cached entries carry role names
-                work.invalidate(await role_store.holders(work.con, rid))
         forget(ctx.loaders.roles_by_id, rid)
         return RolePayload(role_row=role)
 
@@ -294,7 +290,6 @@ class RoleMutations:
                 "holders": len(holders),
             }
             await work.audit("role.delete", "role", rid, before, None)
-            work.invalidate(holders)
         forget(ctx.loaders.roles_by_id, rid)
         return Deleted(id=strawberry.ID(str(rid)), affected_users=len(holders))
 
@@ -339,7 +334,6 @@ class RoleMutations:
                     {"permissions": sorted(before)},
                     {"permissions": after},
                 )
-                work.invalidate(await role_store.holders(work.con, rid))
         forget(ctx.loaders.permissions_by_role_id, rid)
         return RolePayload(role_row=role)
 

@@ -1,4 +1,11 @@
-"""One mutation = one transaction + audit rows + exact invalidation after commit.
+"""One mutation = one transaction + audit rows; it returns once its change has
+reached the cache.
+
+What a mutation changes is recorded by the database itself, in the same
+transaction (the change log of migration 0013: whoever writes, psql included);
+after the commit `Context.settle` waits until this instance's change stream has
+applied it (permcore/stream.py), and the response carries the transaction as its
+consistency token. No mutation names the users it makes stale.
 
 The delegation rule (permcore/delegation.py) runs inside that transaction; its
 refusals become the mutation's `NotAllowedError` / `NotFoundError` results.
@@ -8,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from loaders.factory import forget
 from permcore import delegation
-from permstore import audit as audit_store
+from permstore import audit as audit_store, changes
 from schema.mutations.results import (
     ConflictError,
     InvalidInputError,
@@ -27,7 +33,6 @@ from schema.mutations.results import (
 if TYPE_CHECKING:
     import asyncpg
 
-    from permcore.invalidation import Ticket
     from schema.context import Context
 
 logger = logging.getLogger(__name__)
@@ -73,12 +78,9 @@ def rolls_back(
 class Work:
     con: asyncpg.Connection
     ctx: Context
-    stale: set[int] = field(default_factory=set)
-    stale_all: bool = False
-    ticket: Ticket | None = None
-    confirmed: bool = (
-        True  # False: Redis missed the invalidation; the outbox replays it
-    )
+    # False: this instance could not confirm the change in Redis within
+    # CHANGE_WAIT_S (it distrusts the cache until its stream catches up)
+    confirmed: bool = True
     _rules: delegation.Delegation | None = None
 
     async def rules(self, needs: str | None = None) -> delegation.Delegation:
@@ -112,14 +114,11 @@ class Work:
             target_id,
         )
 
-    def invalidate(self, user_ids: Iterable[int]) -> None:
-        self.stale.update(user_ids)
-
 
 @asynccontextmanager
 async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
-    """Run the body in one transaction; after commit, invalidate exactly the users
-    it marked stale (recorded in the outbox inside the transaction)."""
+    """Run the body in one transaction; after commit, return once this instance
+    has applied what it changed (`Context.settle`)."""
     async with ctx.db.transaction() as con:
         work = Work(con, ctx)
         try:
@@ -132,20 +131,9 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
             ) from None
         except delegation.Unknown as unknown:
             raise Rollback(not_found(unknown.entity, unknown.ident)) from None
-        if work.stale_all or work.stale:
-            work.ticket = await ctx.invalidator.record(
-                con, None if work.stale_all else sorted(work.stale)
-            )
+        xid = await changes.select_xid(con)
     # committed
-    if work.ticket is not None:
-        work.confirmed = await ctx.invalidator.apply(work.ticket)
-        loader = ctx.loaders.access_by_user_id
-        if work.stale_all:
-            loader.clear_all()
-        else:
-            forget(loader, *work.stale)
-        if ctx.viewer_id in work.stale or work.stale_all:
-            await ctx.load_viewer()
+    work.confirmed = await ctx.settle(xid)
 
 
 def snapshot(obj: Any, *names: str) -> dict[str, Any]:

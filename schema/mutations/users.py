@@ -83,7 +83,6 @@ async def _set_active(
             snapshot(before, "is_active"),
             snapshot(after, "is_active"),
         )
-        work.invalidate([uid])
     forget(info.context.loaders.users_by_id, uid)
     return UserPayload(target=after)
 
@@ -123,8 +122,6 @@ class UserMutations:
             await work.audit(
                 "user.create", "user", row.id, None, snapshot(row, *PROFILE)
             )
-            # an id read before it existed is cached as "unknown": drop that
-            work.invalidate([row.id])
         return UserPayload(target=row)
 
     @strawberry.mutation(

@@ -57,6 +57,7 @@ async def clean(
     cache.breaker.success()
     cache.trusted = True
     cache.before_fill = None
+    running[0].state.resources["stream"].failing = False
 
 
 @pytest.fixture

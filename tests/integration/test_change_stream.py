@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import (
+    HealthCheck,
+    given,
+    settings as hypothesis_settings,
+    strategies as st,
+)
 
 from api.state import State
 from permbase.settings import Settings
@@ -22,7 +28,7 @@ from permcore.cache import InvalidationFailed, PermissionCache, create_redis
 from permcore.read import load_access_by_user_id
 from permcore.stream import ChangeStream
 from permdev.embedded import free_port
-from tests.factories import acquire, app_with, gql, insert_user, token_for
+from tests.factories import acquire, app_with, codes, gql, insert_user, token_for
 
 
 async def permissions_of(resources: State, user_id: int) -> tuple[str, ...] | None:
@@ -291,3 +297,140 @@ async def test_readyz_reports_a_consumer_that_fell_behind(
         stream.applied_at, stream.poll_interval = saved
     assert late.status_code == 503
     assert late.json()["checks"]["changes"].startswith("behind by 6")
+
+
+# -- the mutation's promise and the consistency token (items 4 and 5) ------------
+
+REMOVE = (
+    "mutation($u: ID!, $r: ID!) { removeRole(userId: $u, roleId: $r) "
+    "{ __typename ... on RoleAssignment { changed } } }"
+)
+PERMS = "query($u: ID!) { user(id: $u) { permissions } }"
+
+
+async def post(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Mapping[str, object],
+    token: str,
+    consistency: str | None = None,
+) -> httpx.Response:
+    headers = {b"Authorization": f"Bearer {token}".encode()}
+    if consistency is not None:  # any byte a header may carry, as a client may send it
+        headers[b"X-Consistency-Token"] = consistency.encode("latin-1")
+    return await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+
+
+async def test_a_mutation_returns_once_no_instance_can_read_the_old_permissions(
+    settings: Settings, pool: asyncpg.Pool, admin_token: str
+) -> None:
+    """Two instances whose streams never poll on their own (no LISTEN, an hour
+    between polls): a revoke through one is seen by the other's very next read,
+    because the mutation returned only after its change reached Redis. The
+    response carries the write's consistency token."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+        viewer = await con.fetchval("select id from roles where name = 'viewer'")
+    idle = {"change_listen": False, "change_poll_interval_s": 3600}
+    async with (
+        app_with(settings, **idle) as (one, _),
+        app_with(settings, **idle) as (two, _),
+    ):
+        # both instances started after the user was written: entries cached now
+        for client in (one, two):
+            body = await gql(client, PERMS, {"u": str(user_id)}, token=admin_token)
+            assert sorted(body["data"]["user"]["permissions"]) == list(VIEWER)
+        response = await post(
+            one, REMOVE, {"u": str(user_id), "r": str(viewer)}, admin_token
+        )
+        body = response.json()
+        assert body["data"]["removeRole"] == {
+            "__typename": "RoleAssignment",
+            "changed": True,
+        }
+        token = body["extensions"]["consistencyToken"]
+        assert token.isdigit()
+        for client in (two, one):
+            body = await gql(client, PERMS, {"u": str(user_id)}, token=admin_token)
+            assert body["data"]["user"]["permissions"] == []
+        # a query carries no token of its own
+        assert "extensions" not in (await post(two, ME, {}, admin_token)).json()
+
+
+async def test_a_read_carrying_a_token_waits_for_the_instance_to_reach_it(
+    settings: Settings, pool: asyncpg.Pool, admin_token: str
+) -> None:
+    """A write this instance has not applied (made with SQL; its stream idle):
+    without the token the cached entry answers, with it the instance first
+    applies the log that far."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    idle = {"change_listen": False, "change_poll_interval_s": 3600}
+    async with app_with(settings, **idle) as (client, state):
+        variables = {"u": str(user_id)}
+        body = await gql(client, PERMS, variables, token=admin_token)
+        assert sorted(body["data"]["user"]["permissions"]) == list(VIEWER)
+        async with acquire(pool) as con, con.transaction():
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+            xid = await con.fetchval("select pg_current_xact_id()::text")
+        stale = (await post(client, PERMS, variables, admin_token)).json()
+        assert sorted(stale["data"]["user"]["permissions"]) == list(VIEWER)
+        fresh = (await post(client, PERMS, variables, admin_token, xid)).json()
+        assert fresh["data"]["user"]["permissions"] == []
+        assert state["stream"].reached(int(xid))
+
+
+async def test_a_token_the_instance_cannot_reach_in_time_reads_postgresql(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    admin_token: str,
+    redis_client: aioredis.Redis,
+) -> None:
+    """The stream cannot make a pass (held here) within CHANGE_WAIT_S: the read
+    answers from PostgreSQL and writes nothing back; never the older entry."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    tuned = {
+        "change_listen": False,
+        "change_poll_interval_s": 3600,
+        "change_wait_s": 0.1,
+    }
+    async with app_with(settings, **tuned) as (client, state):
+        variables = {"u": str(user_id)}
+        await gql(client, PERMS, variables, token=admin_token)  # cached
+        key = f"permissions:user:{user_id}"
+        async with acquire(pool) as con, con.transaction():
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+            xid = await con.fetchval("select pg_current_xact_id()::text")
+        before = await redis_client.get(key)
+        async with state["stream"]._lock:  # a pass that does not end in time
+            fresh = (await post(client, PERMS, variables, admin_token, xid)).json()
+        assert fresh["data"]["user"]["permissions"] == []
+        assert await redis_client.get(key) == before  # nothing written back
+
+
+@given(
+    text=st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF),
+        min_size=1,
+        max_size=40,
+    ).filter(
+        lambda t: (
+            not (t.strip().isascii() and t.strip().isdigit() and len(t.strip()) <= 19)
+        )
+    )
+)
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+async def test_a_token_that_is_not_one_is_a_coded_bad_input(
+    client: httpx.AsyncClient, admin_token: str, text: str
+) -> None:
+    for query in (ME, "{ __typename }"):  # the fast lane and the full path
+        response = await post(client, query, {}, admin_token, text)
+        assert response.status_code == 400, (text, response.text)
+        assert codes(response.json()) == ["BAD_USER_INPUT"]

@@ -55,6 +55,9 @@ async def world(pool: asyncpg.Pool) -> World:
 
 
 async def warm(resources: State, user_ids: list[int]) -> None:
+    """The world's rows were written with SQL: the stream applies those changes
+    first (as it would within its poll interval), then the entries are cached."""
+    await resources["stream"].apply_pending()
     await load_access_by_user_id(user_ids, db=resources["db"], cache=resources["cache"])
 
 

@@ -94,7 +94,7 @@ def test_migrations_are_numbered_without_gaps(tmp_path: Path) -> None:
 def test_every_store_module_finds_its_sql() -> None:
     # read_sql runs at import: a missing file fails here, not in production
     names = [m.name for m in pkgutil.iter_modules(permstore.__path__)]
-    assert {"users", "roles", "permissions", "tokens", "audit", "outbox"} <= set(names)
+    assert {"users", "roles", "permissions", "tokens", "audit", "changes"} <= set(names)
     for name in names:
         importlib.import_module(f"permstore.{name}")
 
