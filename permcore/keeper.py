@@ -7,7 +7,7 @@ rare users, and with a 300 s TTL they never stop: on a Zipf (s=1.1) mix over
 queries (bench/README.md). The keeper closes that gap by reloading every active
 user's entry, 1,000 users per query:
 
-- at start, after a whole-cache flush (the invalidator kicks it), and every
+- at start, after a whole-cache flush (the change stream kicks it), and every
   refresh interval (default half the TTL), so an entry is replaced before it
   expires and a missed invalidation heals within one interval;
 - through the same protocol as any reader (permcore/fill.py `load_and_fill`, the
