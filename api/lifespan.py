@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import asyncpg
 from fastapi import FastAPI
@@ -53,7 +54,7 @@ def lifespan_for(
             stream.distrust()
         except Exception:
             logger.warning("change stream could not start; it retries", exc_info=True)
-        listen = await _listener(settings) if settings.change_listen else None
+        listen = partial(_listener, settings) if settings.change_listen else None
         tasks = [asyncio.create_task(stream.run(listen))]
         if settings.permissions_cache_keep_warm and settings.permissions_cache_enabled:
             keeper = CacheKeeper(
@@ -64,7 +65,9 @@ def lifespan_for(
                 max_users=settings.permissions_cache_keep_warm_max_users,
             )
             stream.on_flush = keeper.kick
+            stream.on_invalidated = keeper.refill_soon
             tasks.append(asyncio.create_task(keeper.run()))
+            tasks.append(asyncio.create_task(keeper.run_refills()))
         # Objects made at start live forever: keep them out of every GC pass, and
         # collect the young generation less often (a request allocates thousands
         # of short-lived objects; the default threshold of 700 runs the collector
@@ -91,8 +94,6 @@ def lifespan_for(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if listen is not None:
-                await listen.close()
             await redis.aclose()
             await db.close()
 

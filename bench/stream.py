@@ -25,6 +25,7 @@ import secrets
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -58,8 +59,8 @@ async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
     stream = ChangeStream(db, cache, name=f"bench-{listen}", poll_interval=1.0)
     await stream.start()
     con = await asyncpg.connect(settings.database_url)
-    listener = await asyncpg.connect(settings.database_url) if listen else None
-    task = asyncio.create_task(stream.run(listener))
+    connect = partial(asyncpg.connect, settings.database_url)
+    task = asyncio.create_task(stream.run(connect if listen else None))
     out = []
     try:
         ids = [
@@ -80,9 +81,7 @@ async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        for c in (con, listener):
-            if c is not None:
-                await c.close()
+        await con.close()
         await redis.aclose()
         await db.close()
     return out
@@ -97,8 +96,8 @@ async def settled(settings: Settings, runs: int) -> list[float]:
     stream = ChangeStream(db, cache, name="bench-settle", poll_interval=1.0)
     await stream.apply_pending()
     con = await asyncpg.connect(settings.database_url)
-    listener = await asyncpg.connect(settings.database_url)
-    task = asyncio.create_task(stream.run(listener))
+    connect = partial(asyncpg.connect, settings.database_url)
+    task = asyncio.create_task(stream.run(connect))
     out = []
     try:
         ids = [
@@ -121,8 +120,7 @@ async def settled(settings: Settings, runs: int) -> list[float]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        for c in (con, listener):
-            await c.close()
+        await con.close()
         await redis.aclose()
         await db.close()
     return out

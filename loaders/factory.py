@@ -25,6 +25,7 @@ from loaders.users import (
 )
 from permcore.cache import PermissionCache
 from permcore.read import load_access_by_user_id
+from permcore.stream import Consistent
 
 if TYPE_CHECKING:
     from permcore.read import ReadThrough
@@ -113,9 +114,11 @@ def create_loaders(
     bounds the request's statements: permstore/db.py `Database.for_request`);
     `redis_slots` bounds the request's Redis calls in flight, so that one request
     cannot take the whole Redis pool (None: unbounded, for tools)."""
-    if per_user:  # the replaced design (bench/ only): the cache itself, no token
-        assert isinstance(cache, PermissionCache)  # noqa: S101
-        access_fn = partial(load_access_one_by_one, db=db, cache=cache)
+    if per_user:  # the replaced design, kept for bench/ only (it ignores tokens)
+        base = cache.cache if isinstance(cache, Consistent) else cache
+        if not isinstance(base, PermissionCache):
+            raise TypeError("the per-user loader reads a PermissionCache")
+        access_fn = partial(load_access_one_by_one, db=db, cache=base)
     else:
         gate = None if redis_slots is None else asyncio.Semaphore(redis_slots)
         access_fn = partial(load_access_by_user_id, db=db, cache=cache, gate=gate)

@@ -56,6 +56,10 @@ CACHE_REFRESHED = Counter(
     "permissions_cache_refreshed_total",
     "Entries reloaded from PostgreSQL and written back by the cache keeper",
 )
+CACHE_REFILLED = Counter(
+    "permissions_cache_refilled_total",
+    "Entries the change stream invalidated, reloaded by the keeper right after",
+)
 STREAM_APPLIED = Counter(
     "permission_changes_applied_total",
     "Changes of the database's permission change log applied to Redis by this instance",
@@ -64,6 +68,17 @@ STREAM_LAG_SECONDS = Histogram(
     "permission_changes_lag_seconds",
     "Seconds from a permission change's write (in its transaction) to its application to Redis",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+STREAM_POSITION = Gauge(
+    "permission_changes_position",
+    "This instance's position in the permission change log: every transaction below "
+    "this id is applied (compare instances; the database's own is "
+    "pg_snapshot_xmin(pg_current_snapshot()))",
+)
+STREAM_SINCE_PASS_SECONDS = Gauge(
+    "permission_changes_seconds_since_pass",
+    "Seconds since this instance's change stream last reached Redis (readyz reports "
+    "it behind past 3 poll intervals and 5 s)",
 )
 CACHE_REFRESH_SECONDS = Histogram(
     "permissions_cache_refresh_seconds",
@@ -123,9 +138,12 @@ __all__ = [
     "CACHE_HITS",
     "CACHE_INVALIDATIONS",
     "CACHE_MISSES",
+    "CACHE_REFILLED",
     "CACHE_REFRESHED",
     "STREAM_APPLIED",
     "STREAM_LAG_SECONDS",
+    "STREAM_POSITION",
+    "STREAM_SINCE_PASS_SECONDS",
     "CACHE_REFRESH_SECONDS",
     "CACHE_STALE_WRITES_REFUSED",
     "INVALIDATION_FAILURES",

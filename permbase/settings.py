@@ -44,8 +44,11 @@ class Settings(BaseSettings):
 
     # Permission cache
     permissions_cache_prefix: str = "permissions:user:"
-    permissions_cache_ttl_s: int = Field(300, ge=1)
-    permissions_cache_ttl_jitter_s: int = Field(30, ge=0)
+    # The TTL is the last safety net, for a write that bypasses the change log's
+    # triggers: every other change reaches the cache through the change stream
+    # (README, "The keeper"; bench/README.md section 10)
+    permissions_cache_ttl_s: int = Field(3600, ge=1)
+    permissions_cache_ttl_jitter_s: int = Field(300, ge=0)
     # the permission change log (permcore/stream.py): polled at least this often
     # (LISTEN/NOTIFY wakes it sooner), trimmed after the retention; the instance's
     # reader name (a restarted instance resumes where the name stopped)

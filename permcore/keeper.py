@@ -1,23 +1,27 @@
 """Keep the permission cache warm: the keeper, and `python -m permcore.keeper`.
 
-A read-through cache meets each user's first read (and the first read after
-each expiry) with a miss. On a skewed mix over many users those misses are the
-rare users, and with a 300 s TTL they never stop: on a Zipf (s=1.1) mix over
+The cache is exact without it: every committed change reaches Redis through the
+change stream (permcore/stream.py). What a read-through cache lacks is warmth:
+each user's first read, and the first read after each expiry, is a miss; on a
+skewed mix over many users those are the rare users (on a Zipf (s=1.1) mix over
 10,000 users a read-through cache alone saves about 95 % of the permission
-queries (bench/README.md). The keeper closes that gap by reloading every active
-user's entry, 1,000 users per query:
+queries, bench/README.md). The keeper closes that gap:
 
-- at start, after a whole-cache flush (the change stream kicks it), and every
-  refresh interval (default half the TTL), so an entry is replaced before it
-  expires and a missed invalidation heals within one interval;
-- through the same protocol as any reader (permcore/fill.py `load_and_fill`, the
-  loader's fill): the fill tokens are read before the SQL and the write-back is
-  refused for a user invalidated in between, so a pass can never write back
-  permissions a mutation has revoked;
-- in one instance at a time: a Redis lease (SET NX PX) taken for most of an
-  interval; a flush takes it regardless;
-- within a bound: at most `permissions_cache_keep_warm_max_users` users (lowest
-  ids first); the rest stay read-through, and that is logged.
+- `refresh_all` reloads every active user's entry, 1,000 users per query: at
+  start, after a whole-cache flush (the change stream kicks it), and every
+  refresh interval (default half the TTL, 30 min), so an entry is replaced
+  before it expires (and a write that bypassed the triggers heals within one
+  interval); in one instance at a time (a Redis lease, SET NX PX, taken for most
+  of an interval; a flush takes it regardless); within a bound,
+  `permissions_cache_keep_warm_max_users` users (lowest ids first; ~470 bytes
+  of Redis each, bench/README.md section 10); the rest stay read-through, and
+  that is logged;
+- `refill` reloads, right after, the entries the change stream invalidated
+  (`refill_soon`, up to REFILL_MAX queued), so a change costs its users no miss;
+- both through the same protocol as any reader (permcore/fill.py
+  `load_and_fill`, the loader's fill): the fill tokens are read before the SQL
+  and the write-back is refused for a user invalidated in between, so the keeper
+  can never write back permissions a change has revoked.
 
 `warm_all` (the CLI) is the older, gentler form: it loads only the entries that
 are missing, through the loader's batch function. Run by hand it reads the usual
@@ -31,12 +35,13 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from permbase.metrics import CACHE_REFRESH_SECONDS, CACHE_REFRESHED
+from permbase.metrics import CACHE_REFILLED, CACHE_REFRESH_SECONDS, CACHE_REFRESHED
 from permcore.fill import load_and_fill
 from permcore.read import load_access_by_user_id
 from permstore import permissions as access_store, users as user_store
@@ -49,6 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEASE = "keeper"
+# entries queued for a refill at most (a bulk change beyond it: read-through)
+REFILL_MAX = 10_000
 
 
 class CacheKeeper:
@@ -67,10 +74,51 @@ class CacheKeeper:
         self.batch_size = batch_size
         self.max_users = max_users
         self._kicked = asyncio.Event()
+        self._queued: set[int] = set()  # invalidated by the change stream: refill
+        self._refill_due = asyncio.Event()
 
     def kick(self) -> None:
         """Refresh now, whatever the lease says (after a whole-cache flush)."""
         self._kicked.set()
+
+    def refill_soon(self, user_ids: Sequence[int]) -> None:
+        """The change stream invalidated these entries: reload them in the
+        background (`run_refills`), so that a change costs its users no miss.
+        Beyond REFILL_MAX users queued, the rest stay read-through."""
+        room = REFILL_MAX - len(self._queued)
+        if room > 0 and user_ids:
+            self._queued.update(user_ids[:room])
+            self._refill_due.set()
+
+    async def refill(self, user_ids: Sequence[int]) -> int:
+        """Reload these users' entries through the reader's protocol (tokens read
+        before the SQL, token-checked write-back, joining a reader's fill of the
+        same entry); return how many were loaded."""
+        select = partial(access_store.select_access_by_user_ids, self.db)
+        done = 0
+        for start in range(0, len(user_ids), self.batch_size):
+            ids = list(user_ids[start : start + self.batch_size])
+            read = await self.cache.read_tokens(ids)
+            if read is None:
+                return done
+            await load_and_fill(
+                read, ids, select, cache=self.cache, flights=self.cache.inflight
+            )
+            CACHE_REFILLED.inc(len(ids))
+            done += len(ids)
+        return done
+
+    async def run_refills(self) -> None:
+        """Forever: refill what the change stream invalidated, as it comes."""
+        while True:
+            await self._refill_due.wait()
+            self._refill_due.clear()
+            ids = sorted(self._queued)
+            self._queued.clear()
+            try:
+                await self.refill(ids)
+            except Exception:  # PostgreSQL down or the like: reads fill them
+                logger.warning("refill of %d entries failed", len(ids), exc_info=True)
 
     async def refresh_all(self) -> int:
         """Reload every active user's entry (up to the bound); return how many

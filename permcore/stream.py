@@ -34,6 +34,8 @@ from permbase.metrics import (
     INVALIDATION_FAILURES,
     STREAM_APPLIED,
     STREAM_LAG_SECONDS,
+    STREAM_POSITION,
+    STREAM_SINCE_PASS_SECONDS,
 )
 from permcore.cache import InvalidationFailed
 from permstore import changes
@@ -88,12 +90,20 @@ class ChangeStream:
         self._good = 0  # the number of the last pass that reached Redis
         # called after every whole-cache flush (the keeper's kick)
         self.on_flush: Callable[[], None] | None = None
+        # called with the users of every invalidation (the keeper's refill_soon)
+        self.on_invalidated: Callable[[list[int]], None] | None = None
+        self._listen_con: asyncpg.Connection | None = None
+        self._passing: asyncio.Future[int] | None = None  # catch_up's pass
+        STREAM_SINCE_PASS_SECONDS.set_function(
+            lambda: time.monotonic() - self.applied_at
+        )
 
     async def start(self) -> None:
-        """Resume where this reader stopped (or begin at the current horizon)."""
+        """Resume where this reader stopped; a new reader begins where the
+        furthest-behind reader stands (or at the current horizon)."""
         self.position = await changes.select_position(self.db, self.name)
-        # a new reader's position is the current horizon: record it, so that a
-        # restart resumes there even before the first change arrives
+        # record a new reader's position, so that a restart resumes there even
+        # before the first change arrives
         await changes.save_position(self.db, self.name, self.position)
 
     async def apply_pending(self) -> int:
@@ -108,10 +118,10 @@ class ChangeStream:
         if self.position is None:
             await self.start()
         assert self.position is not None  # noqa: S101 - set just above
-        horizon, snapshot, found = await changes.select_since(self.db, self.position)
-        fresh = [c for c in found if c.id not in self._ahead]
+        pending = await changes.select_pending(self.db, self.position, self._ahead)
+        horizon, snapshot, fresh = pending.horizon, pending.snapshot, pending.changes
         if fresh:
-            await self._apply(fresh)
+            await self._apply(fresh, pending.holders)
         for c in fresh:
             if c.xid >= horizon:
                 self._ahead[c.id] = c.xid
@@ -122,6 +132,7 @@ class ChangeStream:
             self.failing = False
             self.cache.trusted = True
             logger.info("permission change stream caught up: cache trusted")
+        STREAM_POSITION.set(horizon)
         if horizon != self.position:
             self.position = horizon
             await changes.save_position(self.db, self.name, horizon)
@@ -135,12 +146,16 @@ class ChangeStream:
     async def catch_up(self) -> None:
         """Return once a pass that began after this call has reached Redis: every
         change committed before the call is then applied. Concurrent callers share
-        passes. Raises as a pass does (InvalidationFailed, a database error)."""
-        asked = self._begun
-        async with self._lock:
-            if self._good > asked:
-                return  # a pass begun after the call reached Redis meanwhile
-            await self._pass()
+        passes, and a caller that stops waiting (its timeout) cancels nobody's
+        pass: each runs in a task of its own. Raises as a pass does
+        (InvalidationFailed, a database error)."""
+        asked = self._begun  # passes begun before this call
+        while self._good <= asked:
+            task = self._passing
+            if task is None or task.done():
+                task = self._passing = asyncio.ensure_future(self.apply_pending())
+                task.add_done_callback(_retrieved)
+            await asyncio.shield(task)
 
     async def settle(self, xid: int) -> bool:
         """After transaction `xid` committed: return once this instance applied it
@@ -182,6 +197,9 @@ class ChangeStream:
                 await self.catch_up()
         except Exception:  # noqa: BLE001 - the reader falls back to PostgreSQL
             return False
+        if self.snapshot is not None and xid >= self.snapshot.xmax:
+            # no transaction has that id yet: not a token a write returned
+            raise InvalidInput(REFUSED_HEADER, field="X-Consistency-Token")
         return self.reached(xid)
 
     def behind_s(self) -> float | None:
@@ -190,41 +208,72 @@ class ChangeStream:
         late = time.monotonic() - self.applied_at
         return late if late > max(3 * self.poll_interval, 5.0) else None
 
-    async def _apply(self, found: list[changes.Change]) -> None:
+    async def _apply(self, found: list[changes.Change], holders: list[int]) -> None:
         if any(c.everyone for c in found):
             await self.cache.invalidate_all()
             if self.on_flush is not None:
                 self.on_flush()
         else:
             user_ids = {u for c in found for u in c.user_ids}
-            role_ids = {r for c in found for r in c.role_ids}
-            if role_ids:
-                user_ids.update(await changes.select_holders(self.db, sorted(role_ids)))
+            user_ids.update(holders)  # of the roles the changes name, same snapshot
             if len(user_ids) > FLUSH_ABOVE:  # a bulk change: cheaper as one flush
                 await self.cache.invalidate_all()
                 if self.on_flush is not None:
                     self.on_flush()
             elif user_ids:
-                await self.cache.invalidate_users(sorted(user_ids))
+                ids = sorted(user_ids)
+                await self.cache.invalidate_users(ids)
+                if self.on_invalidated is not None:
+                    self.on_invalidated(ids)
         STREAM_APPLIED.inc(len(found))
         STREAM_LAG_SECONDS.observe(max(c.age for c in found))
 
     def kick(self) -> None:
         self._wake.set()
 
-    async def _listen(self, con: asyncpg.Connection) -> None:
-        await con.add_listener(CHANNEL, lambda *_: self._wake.set())
+    async def _listening(
+        self, connect: Callable[[], Awaitable[asyncpg.Connection | None]]
+    ) -> None:
+        """Keep a LISTEN connection, opened again when it was lost (a PostgreSQL
+        restart, a terminated backend): its loss wakes the loop, and the pass
+        right after a new one catches what was notified meanwhile."""
+        con = self._listen_con
+        if con is not None and not con.is_closed():
+            return
+        self._listen_con = con = await connect()
+        if con is not None:
+            con.add_termination_listener(lambda _: self._wake.set())
+            await con.add_listener(CHANNEL, lambda *_: self._wake.set())
 
-    async def run(self, listen: asyncpg.Connection | None = None) -> None:
-        """Forever: a pass at every notification, and at least every poll interval."""
-        if listen is not None:
-            await self._listen(listen)
+    async def run(
+        self, listen: Callable[[], Awaitable[asyncpg.Connection | None]] | None = None
+    ) -> None:
+        """Forever: a pass at every notification, and at least every poll
+        interval. `listen` opens a connection for LISTEN (None: polling only)."""
+        try:
+            await self._run(listen)
+        finally:
+            if self._passing is not None:
+                self._passing.cancel()
+            con, self._listen_con = self._listen_con, None
+            if con is not None and not con.is_closed():
+                await con.close()
+
+    async def _run(
+        self, listen: Callable[[], Awaitable[asyncpg.Connection | None]] | None
+    ) -> None:
         trimmed = 0.0
         while True:
             self._wake.clear()
             try:
+                if listen is not None:
+                    await self._listening(listen)
                 await self.apply_pending()
                 if time.monotonic() - trimmed > self.retention_s / 10:
+                    # alive, even when nothing moved the position: a reader not
+                    # seen within the retention is forgotten by the trim
+                    assert self.position is not None  # noqa: S101 - a pass set it
+                    await changes.save_position(self.db, self.name, self.position)
                     await changes.trim(self.db, self.retention_s)
                     trimmed = time.monotonic()
             except InvalidationFailed:
@@ -241,18 +290,25 @@ class ChangeStream:
                 raise asyncio.CancelledError
 
 
+def _retrieved(task: asyncio.Future[int]) -> None:
+    """A pass nobody waits for any more: its error was seen by its waiters' own
+    handling, or is retried by the next pass; not an unretrieved exception."""
+    if not task.cancelled():
+        task.exception()
+
+
 TOKEN_DIGITS = 19  # an xid8 below 2**63, in decimal
+REFUSED_HEADER = (
+    "X-Consistency-Token must be a token a mutation returned "
+    "(extensions.consistencyToken)."
+)
 
 
 def parse_token(text: str) -> int:
     """A consistency token as a client sends it back (`X-Consistency-Token`): the
     decimal id of a write's transaction. Raises InvalidInput for anything else."""
     if not (0 < len(text) <= TOKEN_DIGITS and text.isascii() and text.isdigit()):
-        raise InvalidInput(
-            "X-Consistency-Token must be a token a mutation returned "
-            "(extensions.consistencyToken).",
-            field="X-Consistency-Token",
-        )
+        raise InvalidInput(REFUSED_HEADER, field="X-Consistency-Token")
     return int(text)
 
 

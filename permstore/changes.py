@@ -3,7 +3,7 @@ migration 0013): which users' entries may have changed, in commit-safe order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,17 +58,28 @@ class Snapshot:
         return xid < self.xmin or (xid < self.xmax and xid not in self.running)
 
 
-async def select_since(
-    db: Database, position: int
-) -> tuple[int, Snapshot, list[Change]]:
-    """(the next position, the read's snapshot, the visible changes at or above
-    `position`, in xid order)."""
-    rows = await db.fetch(SELECT_SINCE, position)
-    horizon = int(rows[0]["horizon"])
-    return (
-        horizon,
-        Snapshot.parse(rows[0]["snapshot"]),
-        [
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What one pass of a reader reads, in one snapshot."""
+
+    horizon: int  # the next position: every transaction below it has ended
+    snapshot: Snapshot  # which transactions the read saw as ended
+    changes: list[Change]  # visible changes at or above the position, in xid order
+    holders: list[int]  # the users now holding a role those changes name
+
+
+async def select_pending(
+    db: Database, position: int, applied: Collection[int] = ()
+) -> Pending:
+    """The changes at or above `position` not in `applied` (ids), and the holders
+    of the roles they name, read in one REPEATABLE READ snapshot: a membership
+    change committed between the two reads cannot hide a holder."""
+    async with (
+        db.connection() as con,
+        con.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        rows = await con.fetch(SELECT_SINCE, position)
+        found = [
             Change(
                 r["id"],
                 r["xid"],
@@ -78,13 +89,17 @@ async def select_since(
                 r["age"],
             )
             for r in rows
-            if r["id"] is not None
-        ],
+            if r["id"] is not None and r["id"] not in applied
+        ]
+        role_ids = sorted({r for c in found for r in c.role_ids})
+        holders = (
+            [r["user_id"] for r in await con.fetch(SELECT_HOLDERS, role_ids)]
+            if role_ids
+            else []
+        )
+    return Pending(
+        int(rows[0]["horizon"]), Snapshot.parse(rows[0]["snapshot"]), found, holders
     )
-
-
-async def select_holders(db: Database, role_ids: Sequence[int]) -> list[int]:
-    return [r["user_id"] for r in await db.fetch(SELECT_HOLDERS, list(role_ids))]
 
 
 async def select_position(db: Database, name: str) -> int:
@@ -111,13 +126,13 @@ async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> Non
 
 __all__ = [
     "Change",
+    "Pending",
     "STREAM_SQL",
     "Snapshot",
     "insert",
     "select_xid",
     "save_position",
-    "select_holders",
     "select_position",
-    "select_since",
+    "select_pending",
     "trim",
 ]

@@ -111,7 +111,9 @@ class CacheInvalidated:
     all_users: bool
     user_id: strawberry.ID | None
     confirmed: bool = strawberry.field(
-        description="False: Redis was unreachable; the outbox replays it."
+        description="False: this instance could not confirm it in Redis within CHANGE_WAIT_S; "
+        "the change log keeps it for the change stream's next pass, and this instance "
+        "reads PostgreSQL until then."
     )
 
 

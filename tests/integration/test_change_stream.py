@@ -285,6 +285,10 @@ async def test_readyz_reports_a_consumer_that_fell_behind(
     client: httpx.AsyncClient, resources: State
 ) -> None:
     stream = resources["stream"]
+    await stream.apply_pending()
+    exposed = (await client.get("/metrics")).text
+    assert f"permission_changes_position {float(stream.position or 0)}" in exposed
+    assert "permission_changes_seconds_since_pass " in exposed
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["changes"] == "ok"
@@ -434,3 +438,107 @@ async def test_a_token_that_is_not_one_is_a_coded_bad_input(
         response = await post(client, query, {}, admin_token, text)
         assert response.status_code == 400, (text, response.text)
         assert codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_a_change_written_while_no_instance_ran_reaches_a_new_instance(
+    settings: Settings, pool: asyncpg.Pool, admin_token: str
+) -> None:
+    """Every instance stopped (a deploy), a role revoked with psql meanwhile, then
+    an instance with a name never seen (a new pod): it starts where the
+    furthest-behind reader stopped, so the revoke is applied before it serves."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    idle = {"change_listen": False, "change_poll_interval_s": 3600}
+    variables = {"u": str(user_id)}
+    async with app_with(settings, **idle) as (client, _):
+        body = await gql(client, PERMS, variables, token=admin_token)
+        assert sorted(body["data"]["user"]["permissions"]) == list(VIEWER)  # cached
+    async with acquire(pool) as con:
+        await con.execute("delete from user_roles where user_id = $1", user_id)
+    async with app_with(settings, **idle) as (client, _):
+        body = await gql(client, PERMS, variables, token=admin_token)
+        assert body["data"]["user"]["permissions"] == []
+
+
+async def test_a_lost_listen_connection_is_opened_again(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The LISTEN backend terminated (a PostgreSQL restart does the same): the
+    stream opens a new one, and a change made after it arrives by NOTIFY, with
+    no poll due for an hour."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    token = token_for(user_id, settings)
+    tuned = {"change_listen": True, "change_poll_interval_s": 3600}
+
+    async def listening() -> list[int]:
+        async with acquire(pool) as con:
+            return [
+                r["pid"]
+                for r in await con.fetch(
+                    "select pid from pg_stat_activity"
+                    " where application_name = 'permgraph-listen'"
+                )
+            ]
+
+    async with app_with(settings, **tuned) as (client, _):
+        body = await gql(client, ME, token=token)
+        assert sorted(body["data"]["me"]["permissions"]) == list(VIEWER)
+        [first] = await listening()
+        async with acquire(pool) as con:
+            await con.execute("select pg_terminate_backend($1)", first)
+
+        async def reopened() -> bool:
+            return any(pid != first for pid in await listening())
+
+        await until(reopened)
+        async with acquire(pool) as con:
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+
+        async def revoked() -> bool:
+            body = await gql(client, ME, token=token)
+            return bool(body["data"]["me"]["permissions"] == [])
+
+        await until(revoked)
+
+
+async def test_a_token_no_write_returned_is_a_coded_bad_input(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """Digits, but no transaction has that id yet: refused after one pass, not
+    an endless reason to skip the cache."""
+    for query in (ME, "{ me { email } }"):
+        response = await post(client, query, {}, admin_token, "999999999999999")
+        assert codes(response.json()) == ["BAD_USER_INPUT"], response.text
+
+
+async def test_a_writer_without_rights_on_the_log_and_another_search_path_is_logged(
+    pool: asyncpg.Pool,
+) -> None:
+    """The triggers run as their owner, on the tables of the migration's
+    search_path: a service whose role may only write memberships, with a
+    search_path of its own, still has its change recorded."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+        await con.execute(
+            """
+            do $$ begin
+                if not exists (select from pg_roles where rolname = 'permgraph_test_writer') then
+                    create role permgraph_test_writer nologin;
+                end if;
+            end $$;
+            grant usage on schema public to permgraph_test_writer;
+            grant select, delete on public.user_roles to permgraph_test_writer;
+            """
+        )
+        before = await con.fetchval("select count(*) from permission_changes")
+        async with con.transaction():
+            await con.execute("set local role permgraph_test_writer")
+            await con.execute("set local search_path = pg_catalog")
+            await con.execute(
+                "delete from public.user_roles where user_id = $1", user_id
+            )
+        logged = await con.fetch(
+            "select user_ids from permission_changes order by id offset $1", before
+        )
+        assert [r["user_ids"] for r in logged] == [[user_id]]

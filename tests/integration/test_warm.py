@@ -131,7 +131,7 @@ async def test_keeper_bound_and_untrusted_cache(
     await redis_client.flushdb()
     resources[
         "cache"
-    ].trusted = False  # an invalidation awaits replay: nothing may be written
+    ].trusted = False  # the change stream is behind: nothing may be written
     with counting_sql() as sql:
         assert await keeper_for(resources).refresh_all() == 0
     assert sql.permission_sql == 0
@@ -205,3 +205,41 @@ async def test_app_keeps_the_cache_warm_from_start_and_after_a_flush(
         assert sql.permission_sql == 0
         expected = (await access_store.select_access_by_user_ids(state["db"], [17]))[17]
         assert body["data"]["user"]["permissions"] == sorted(expected.permissions) != []
+
+
+async def test_what_the_change_stream_invalidates_is_refilled_without_a_read(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
+    """With the keeper on, a change made with SQL costs its user no miss: the
+    stream invalidates the entry and the keeper reloads it (the new permissions)
+    before anyone asks."""
+    async with acquire(pool) as con:
+        uid = await insert_user(con, "refill@example.com", roles=["editor"])
+    tuned = {
+        "permissions_cache_keep_warm": True,
+        "change_listen": True,
+        "change_poll_interval_s": 0.2,
+    }
+    async with app_with(settings, **tuned):
+        key = f"permissions:user:{uid}"
+
+        async def entry() -> dict[str, Any] | None:
+            raw = await redis_client.get(key)
+            return None if raw is None else orjson.loads(raw)
+
+        for _ in range(200):  # the keeper's first pass warms it
+            if await entry() is not None:
+                break
+            await asyncio.sleep(0.025)
+        value = await entry()
+        assert value is not None and value["roles"] == ["editor"]
+        refilled = metric("permissions_cache_refilled_total")
+        async with acquire(pool) as con:
+            await con.execute("delete from user_roles where user_id = $1", uid)
+        for _ in range(200):
+            value = await entry()
+            if value is not None and value["roles"] == []:
+                break
+            await asyncio.sleep(0.025)
+        assert value is not None and value["roles"] == [] and value["permissions"] == []
+        assert metric("permissions_cache_refilled_total") > refilled
