@@ -28,7 +28,15 @@ from permcore.cache import InvalidationFailed, PermissionCache, create_redis
 from permcore.read import load_access_by_user_id
 from permcore.stream import ChangeStream
 from permdev.embedded import free_port
-from tests.factories import acquire, app_with, codes, gql, insert_user, token_for
+from tests.factories import (
+    acquire,
+    app_with,
+    codes,
+    gql,
+    insert_user,
+    metric,
+    token_for,
+)
 
 
 async def permissions_of(resources: State, user_id: int) -> tuple[str, ...] | None:
@@ -542,3 +550,32 @@ async def test_a_writer_without_rights_on_the_log_and_another_search_path_is_log
             "select user_ids from permission_changes order by id offset $1", before
         )
         assert [r["user_ids"] for r in logged] == [[user_id]]
+
+
+async def test_a_slow_reader_cannot_write_back_rows_read_before_a_sql_change(
+    resources: State, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
+    """A real reader paused between its SQL read and its write-back while a
+    revoke commits with plain SQL and the stream applies it: the write-back of
+    the old rows is refused, and the next read shows the revoke."""
+    async with acquire(pool) as con:
+        user_id = await insert_user(con, "u@example.com", roles=["viewer"])
+    stream = await drained(resources)
+    cache = resources["cache"]
+    refused = metric("permissions_cache_stale_writebacks_refused_total")
+
+    async def revoke_meanwhile(misses: object) -> None:
+        async with acquire(pool) as con:
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+        assert await stream.apply_pending() >= 1
+
+    cache.before_fill = revoke_meanwhile
+    try:
+        # this read saw the rows before the revoke: it answers with them (it is
+        # ordered before the change), but may not store them
+        assert await permissions_of(resources, user_id) == VIEWER
+    finally:
+        cache.before_fill = None
+    assert not await cached(redis_client, user_id)
+    assert metric("permissions_cache_stale_writebacks_refused_total") == refused + 1
+    assert await permissions_of(resources, user_id) == ()
