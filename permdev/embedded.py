@@ -534,4 +534,11 @@ def services(data_dir: Path | None = None) -> Iterator[tuple[str, str]]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "answers", "free_port", "services"]
+__all__ = [
+    "EmbeddedPostgres",
+    "EmbeddedRedis",
+    "answers",
+    "free_port",
+    "reachable",
+    "services",
+]

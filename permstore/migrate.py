@@ -127,4 +127,11 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["Migration", "MigrationError", "apply", "discover", "migrate"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Migration",
+    "MigrationError",
+    "apply",
+    "discover",
+    "migrate",
+]

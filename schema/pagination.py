@@ -74,4 +74,11 @@ def parse_id(value: strawberry.ID | str, argument: str = "id") -> int:
     return int(text)
 
 
-__all__ = ["PageInfo", "check_first", "decode_cursor", "encode_cursor", "parse_id"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "PageInfo",
+    "check_first",
+    "decode_cursor",
+    "encode_cursor",
+    "parse_id",
+]

@@ -351,7 +351,10 @@ __all__ = [
     "UserConnection",
     "UserEdge",
     "count_users",
+    "entry_answers",
     "prefetch_access",
+    "resolve_has_permission",
     "resolve_permissions",
+    "resolve_roles",
     "wants_access",
 ]

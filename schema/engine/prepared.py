@@ -39,7 +39,7 @@ from strawberry.utils.await_maybe import await_maybe
 from schema.engine.errors import add_codes, log_errors, mask
 from schema.engine.execution import PermgraphExecutionContext
 from schema.engine.limits import QueryCost, query_cost
-from schema.engine.viewer import _self_authorizing
+from schema.engine.viewer import self_authorizing
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
@@ -167,7 +167,7 @@ async def execute_prepared(
         if want_cost:
             extensions = {"cost": cost.report(settings)}
     try:
-        if context.principal is not None and not _self_authorizing(operation):
+        if context.principal is not None and not self_authorizing(operation):
             await context.load_viewer()
         result = await await_maybe(
             execute(

@@ -21,7 +21,7 @@ from strawberry.extensions import SchemaExtension
 SELF_AUTHORIZING = frozenset({"user", "users", "__typename"})
 
 
-def _self_authorizing(operation: OperationDefinitionNode | None) -> bool:
+def self_authorizing(operation: OperationDefinitionNode | None) -> bool:
     if operation is None or operation.operation != OperationType.QUERY:
         return False
     selections = operation.selection_set.selections
@@ -35,7 +35,7 @@ class LoadViewer(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx: Any = self.execution_context.context
         operation = _operation(self.execution_context)
-        if getattr(ctx, "principal", None) is not None and not _self_authorizing(
+        if getattr(ctx, "principal", None) is not None and not self_authorizing(
             operation
         ):
             await ctx.load_viewer()
@@ -58,4 +58,4 @@ def _operation(execution_context: Any) -> OperationDefinitionNode | None:
     return None
 
 
-__all__ = ["SELF_AUTHORIZING", "LoadViewer"]
+__all__ = ["SELF_AUTHORIZING", "LoadViewer", "self_authorizing"]
