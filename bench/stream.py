@@ -14,6 +14,10 @@ Own PostgreSQL and Redis (embedded), the demo seed plus 10,000 synthetic users.
    single-row membership changes (one transaction each), with the triggers and
    with them disabled (ALTER TABLE ... DISABLE TRIGGER; the foreign-key checks
    stay on), alternately.
+3. The same through the API: `assignRole` / `removeRole` mutations per second
+   (the real app under uvicorn, aiohttp, 4 connections, 10 s per window; each
+   mutation waits for its change to reach Redis), triggers on and off,
+   alternately.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.permissions import Server  # noqa: E402
+from permauth.tokens import TokenService  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache, create_redis  # noqa: E402
 from permcore.read import load_access_by_user_id  # noqa: E402
@@ -168,6 +174,55 @@ async def writes(url: str, triggers: bool) -> tuple[float, float]:
         await con.close()
 
 
+MUTATE = "mutation($u: ID!, $r: ID!) { %s(userId: $u, roleId: $r) { __typename } }"
+
+
+async def api_writes(url: str, token: str, users: list[int], role: int) -> float:
+    """Mutations per second: each connection assigns then removes `role` for
+    its own users, for 10 s."""
+    import aiohttp
+
+    done = 0
+    stop = time.perf_counter() + 10
+
+    async def worker(session: aiohttp.ClientSession, mine: list[int]) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            user = mine[i % len(mine)]
+            for op in ("assignRole", "removeRole"):
+                async with session.post(
+                    f"{url}/graphql",
+                    json={
+                        "query": MUTATE % op,
+                        "variables": {"u": str(user), "r": str(role)},
+                    },
+                ) as response:
+                    body = await response.json()
+                    answer = (body.get("data") or {}).get(op) or {}
+                    assert answer.get("__typename") == "RoleAssignment", body
+                    done += 1
+            i += 1
+
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(headers=headers) as session:
+        await asyncio.gather(*(worker(session, users[k::4]) for k in range(4)))
+    return done / (time.perf_counter() - started)
+
+
+async def switch_triggers(url: str, on: bool) -> None:
+    con = await asyncpg.connect(url)
+    try:
+        for name in ("ins", "del", "upd"):
+            await con.execute(
+                f"alter table user_roles {'enable' if on else 'disable'}"
+                f" trigger permission_changes_{name}"
+            )
+    finally:
+        await con.close()
+
+
 async def prepare(admin_url: str) -> str:
     name = f"permgraph_stream_{secrets.token_hex(3)}"
     con = await asyncpg.connect(admin_url)
@@ -181,12 +236,91 @@ async def prepare(admin_url: str) -> str:
     return url
 
 
+async def pick(url: str) -> tuple[int, list[int]]:
+    """The viewer role and 200 users without it."""
+    con = await asyncpg.connect(url)
+    try:
+        role = await con.fetchval("select id from roles where name = 'viewer'")
+        users = [
+            r["id"]
+            for r in await con.fetch(
+                "select id from users u where id > 1 and not exists (select 1 from"
+                " user_roles ur where ur.user_id = u.id and ur.role_id = $1)"
+                " order by id limit 200",
+                role,
+            )
+        ]
+    finally:
+        await con.close()
+    return int(role), users
+
+
+def print_latency(settings: Settings, runs: int) -> None:
+    print("commit -> Redis invalidated (ms), psql-style direct SQL:")
+    for listen in (True, False):
+        ms = asyncio.run(latency(settings, runs, listen))
+        label = "LISTEN/NOTIFY" if listen else "polling only (1 s)"
+        print(
+            f"  {label:20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
+            f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
+        )
+    ms = asyncio.run(settled(settings, runs))
+    print("commit -> the writer's settle() returned (ms), the API's mutations:")
+    print(
+        f"  {'settle(xid)':20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
+        f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
+    )
+
+
+def print_triggers(url: str) -> None:
+    print("writers, triggers on vs off (s), alternately:")
+    rows: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for _ in range(3):
+        for triggers in (True, False):
+            rows[triggers].append(asyncio.run(writes(url, triggers)))
+    for triggers in (True, False):
+        bulk = statistics.median(b for b, _ in rows[triggers])
+        single = statistics.median(s for _, s in rows[triggers])
+        print(
+            f"  triggers {'on ' if triggers else 'off'}: 10,000-row insert {bulk:6.3f} s,"
+            f" 1,000 one-row transactions {single:6.3f} s ({1000 / single:,.0f}/s)"
+        )
+    on_b = statistics.median(b for b, _ in rows[True])
+    off_b = statistics.median(b for b, _ in rows[False])
+    on_s = statistics.median(s for _, s in rows[True])
+    off_s = statistics.median(s for _, s in rows[False])
+    print(f"  ratio on/off: bulk {on_b / off_b:.2f}x, one-row {on_s / off_s:.2f}x")
+
+
+def print_api(settings: Settings, url: str) -> None:
+    print("API mutations per second (assignRole/removeRole, c=4), alternately:")
+    token = TokenService(settings).issue(1, "access").token
+    role, users = asyncio.run(pick(url))
+    per_s: dict[bool, list[float]] = {True: [], False: []}
+    with Server(settings, JWT_SECRET=settings.jwt_secret.get_secret_value()) as app:
+        for _ in range(2):
+            for on in (True, False):
+                asyncio.run(switch_triggers(url, on))
+                per_s[on].append(asyncio.run(api_writes(app.url, token, users, role)))
+    asyncio.run(switch_triggers(url, True))
+    on_m, off_m = statistics.median(per_s[True]), statistics.median(per_s[False])
+    windows = ", ".join(f"{v:.0f}" for v in per_s[True] + per_s[False])
+    print(
+        f"  triggers on {on_m:6.0f}/s, off {off_m:6.0f}/s (windows on, on, off, off:"
+        f" {windows}): on/off {on_m / off_m:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--parts", default="latency,triggers,api", help="which parts to run"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
         settings = Settings(
@@ -196,37 +330,12 @@ def main() -> None:
             jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
             log_level="WARNING",
         )
-        print("commit -> Redis invalidated (ms), psql-style direct SQL:")
-        for listen in (True, False):
-            ms = asyncio.run(latency(settings, args.runs, listen))
-            label = "LISTEN/NOTIFY" if listen else "polling only (1 s)"
-            print(
-                f"  {label:20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
-                f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
-            )
-        ms = asyncio.run(settled(settings, args.runs))
-        print("commit -> the writer's settle() returned (ms), the API's mutations:")
-        print(
-            f"  {'settle(xid)':20s} n={len(ms)} p50={statistics.median(ms):7.1f}"
-            f" p99={pct(ms, 0.99):7.1f} max={max(ms):7.1f}"
-        )
-        print("writers, triggers on vs off (s), alternately:")
-        rows = {True: [], False: []}
-        for _ in range(3):
-            for triggers in (True, False):
-                rows[triggers].append(asyncio.run(writes(url, triggers)))
-        for triggers in (True, False):
-            bulk = statistics.median(b for b, _ in rows[triggers])
-            single = statistics.median(s for _, s in rows[triggers])
-            print(
-                f"  triggers {'on ' if triggers else 'off'}: 10,000-row insert {bulk:6.3f} s,"
-                f" 1,000 one-row transactions {single:6.3f} s ({1000 / single:,.0f}/s)"
-            )
-        on_b = statistics.median(b for b, _ in rows[True])
-        off_b = statistics.median(b for b, _ in rows[False])
-        on_s = statistics.median(s for _, s in rows[True])
-        off_s = statistics.median(s for _, s in rows[False])
-        print(f"  ratio on/off: bulk {on_b / off_b:.2f}x, one-row {on_s / off_s:.2f}x")
+        if "latency" in parts:
+            print_latency(settings, args.runs)
+        if "triggers" in parts:
+            print_triggers(url)
+        if "api" in parts:
+            print_api(settings, url)
 
 
 if __name__ == "__main__":
