@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     permissions_cache_ttl_s: int = Field(3600, ge=1)
     permissions_cache_ttl_jitter_s: int = Field(300, ge=0)
     # the permission change log (permcore/stream.py): polled at least this often
-    # (LISTEN/NOTIFY wakes it sooner), trimmed after the retention; the instance's
+    # (LISTEN/NOTIFY wakes it sooner); a reader unseen for the retention is
+    # forgotten (the log is trimmed below the others' positions); the instance's
     # reader name (a restarted instance resumes where the name stopped)
     change_poll_interval_s: float = Field(1.0, gt=0)
     change_listen: bool = True  # false: polling only
