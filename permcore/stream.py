@@ -175,11 +175,11 @@ class ChangeStream:
             self.distrust()
             return False
 
-    def distrust(self) -> None:
+    def distrust(self, why: str = "permission changes could not reach redis") -> None:
         """Stop reading the cache until a pass begun after this call reaches Redis
         (the run loop retries at least every second meanwhile)."""
         if not self.failing:
-            logger.warning("permission changes could not reach redis; retrying")
+            logger.warning("%s; cache distrusted until a pass succeeds", why)
         INVALIDATION_FAILURES.inc()
         self.failing = True
         self._distrusted_at = self._begun
@@ -227,6 +227,15 @@ class ChangeStream:
                     self.on_invalidated(ids)
         STREAM_APPLIED.inc(len(found))
         STREAM_LAG_SECONDS.observe(max(c.age for c in found))
+
+    async def _postgres_answers(self) -> bool:
+        """Is PostgreSQL up? (When it is down nobody can commit a change, and the
+        cache keeps answering what it holds.)"""
+        try:
+            await self.db.fetchval("select 1")
+        except Exception:  # noqa: BLE001 - down, whatever the error
+            return False
+        return True
 
     def kick(self) -> None:
         self._wake.set()
@@ -281,6 +290,11 @@ class ChangeStream:
                 self._wake.clear()
             except Exception:  # PostgreSQL down or the like: the next pass retries
                 logger.warning("permission change stream pass failed", exc_info=True)
+                if self.behind_s() is not None and await self._postgres_answers():
+                    # PostgreSQL answers, yet the log cannot be read: writes go
+                    # on unseen, so nobody here reads the cache until it can
+                    self.distrust("the permission change log cannot be read")
+                    self._wake.clear()
             wait = min(self.poll_interval, 1.0) if self.failing else self.poll_interval
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

@@ -579,3 +579,36 @@ async def test_a_slow_reader_cannot_write_back_rows_read_before_a_sql_change(
     assert not await cached(redis_client, user_id)
     assert metric("permissions_cache_stale_writebacks_refused_total") == refused + 1
     assert await permissions_of(resources, user_id) == ()
+
+
+async def test_a_log_that_cannot_be_read_while_postgresql_answers_distrusts_the_cache(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The stream's reads fail while PostgreSQL is up (here: the log renamed away;
+    in life, rights revoked or a bug): once it is behind, the instance stops
+    answering from the cache, since writes may be going on unseen; it trusts it
+    again after a pass succeeds. (PostgreSQL down altogether is another matter:
+    nobody can commit, and the cache keeps answering: test_faults.py.)"""
+    tuned = {"change_listen": False, "change_poll_interval_s": 0.2}
+    async with app_with(settings, **tuned) as (_, state):
+        cache, stream = state["cache"], state["stream"]
+        assert cache.trusted
+        async with acquire(pool) as con:
+            await con.execute(
+                "alter table permission_changes rename to permission_changes_away"
+            )
+        try:
+            deadline = time.monotonic() + 10
+            while cache.trusted and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not cache.trusted
+            assert stream.behind_s() is not None
+        finally:
+            async with acquire(pool) as con:
+                await con.execute(
+                    "alter table permission_changes_away rename to permission_changes"
+                )
+        deadline = time.monotonic() + 5
+        while not cache.trusted and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert cache.trusted
