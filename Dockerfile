@@ -41,4 +41,6 @@ USER permgraph
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=2s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
-CMD ["uvicorn", "api.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--proxy-headers"]
+# WORKERS processes (default: the CPUs this process may run on; under a CPU quota
+# set it to the quota), /metrics summed over them (api/serve.py)
+CMD ["python", "-m", "api.serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -9,8 +9,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from permbase.metrics import exposition
 from permbase.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def add_health_routes(app: FastAPI, settings: Settings) -> None:
                     return Response(
                         status_code=401, headers={"WWW-Authenticate": "Bearer"}
                     )
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     else:
         logger.warning("/metrics is off: set METRICS_TOKEN to serve it in prod")

@@ -1,11 +1,25 @@
-"""Prometheus metrics (prometheus-client), exposed at `/metrics`."""
+"""Prometheus metrics (prometheus-client), exposed at `/metrics`.
+
+With several worker processes (`python -m api.serve --workers N`) every process
+writes its values under PROMETHEUS_MULTIPROC_DIR (set by api/serve.py before the
+workers start) and `exposition()` adds them up: `/metrics` is the whole server,
+whichever worker answers. A gauge says how its processes' values combine."""
 
 from __future__ import annotations
 
 import gc
+import os
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 CACHE_HITS = Counter(
     "permissions_cache_hits_total", "Permission entries served from Redis"
@@ -34,7 +48,9 @@ REDIS_ROUND_TRIPS = Counter(
     "redis_round_trips_total", "Packets of commands sent to Redis"
 )
 BREAKER_OPEN = Gauge(
-    "redis_circuit_breaker_open", "1 while Redis is skipped after repeated failures"
+    "redis_circuit_breaker_open",
+    "1 while Redis is skipped after repeated failures (in any worker)",
+    multiprocess_mode="livemax",
 )
 LOADER_BATCH_SIZE = Histogram(
     "permissions_loader_batch_size",
@@ -73,12 +89,15 @@ STREAM_POSITION = Gauge(
     "permission_changes_position",
     "This instance's position in the permission change log: every transaction below "
     "this id is applied (compare instances; the database's own is "
-    "pg_snapshot_xmin(pg_current_snapshot()))",
+    "pg_snapshot_xmin(pg_current_snapshot())); with several workers, the lowest",
+    multiprocess_mode="livemin",
 )
 STREAM_SINCE_PASS_SECONDS = Gauge(
     "permission_changes_seconds_since_pass",
-    "Seconds since this instance's change stream last reached Redis (readyz reports "
-    "it behind past 3 poll intervals and 5 s)",
+    "Seconds since this instance's change stream last reached Redis, as of its last "
+    "poll (readyz reports it behind past 3 poll intervals and 5 s); with several "
+    "workers, the highest",
+    multiprocess_mode="livemax",
 )
 CACHE_REFRESH_SECONDS = Histogram(
     "permissions_cache_refresh_seconds",
@@ -110,6 +129,16 @@ GC_PAUSE = Histogram(
 )
 
 
+def exposition() -> bytes:
+    """What `/metrics` serves: this process's metrics, or every worker's added up
+    when the server runs several (PROMETHEUS_MULTIPROC_DIR)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
 def install_gc_timer() -> None:
     """Time every collection (gc.callbacks): pauses show up in /metrics."""
     started: list[float] = [0.0]
@@ -132,6 +161,7 @@ __all__ = [
     "GRAPHQL_PREPARED",
     "POOL_EXHAUSTED",
     "QUERY_REFUSED",
+    "exposition",
     "install_gc_timer",
     "BREAKER_OPEN",
     "CACHE_CORRUPT",

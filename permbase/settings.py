@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDERS = {"changethis", "secret", "changeme", ""}
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
     # distrusts the cache until it catches up; the read answers from PostgreSQL)
     change_wait_s: float = Field(2.0, gt=0)
     instance_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    # worker processes of `python -m api.serve` (the production server): default,
+    # the cores this process may run on
+    workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     permissions_cache_enabled: bool = (
         True  # false: every permission read goes to PostgreSQL
     )
@@ -183,4 +188,21 @@ def get_settings() -> Settings:
     return Settings()
 
 
-__all__ = ["Settings", "get_settings"]
+def settings_or_exit(program: str) -> Settings:
+    """The settings, checked before anything starts: a wrong one ends the
+    program with one line per setting, naming it and what it accepts (a secret's
+    value is not shown)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            secret = any(word in name for word in ("SECRET", "PASSWORD", "KEY"))
+            shown = "" if secret else f"={error['input']!r}"
+            line = f"{name}{shown}: {message}" if name else message
+            print(f"{program}: {line}", file=sys.stderr)  # noqa: T201 - the program's output
+        raise SystemExit(2) from None
+
+
+__all__ = ["Settings", "get_settings", "settings_or_exit"]

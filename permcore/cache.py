@@ -7,7 +7,7 @@ Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:
 
     P{id}          JSON {"v": 2, "roles": [...], "role_ids": [...], "permissions": [...],
                    "active": bool, "nbf": float|null, "rs": [...], "e": epoch}
-                   (nbf, rs: what ends the user's sessions, permstore/models.py)  TTL 300 s ± jitter
+                   (nbf, rs: what ends the user's sessions, permstore/models.py)  TTL 3600 s ± jitter
     P{id}:gen      fill token of the user; replaced by every invalidation  TTL 1 day
     Pepoch         cache epoch; replaced by a whole-cache flush           no TTL
 

@@ -94,9 +94,6 @@ class ChangeStream:
         self.on_invalidated: Callable[[list[int]], None] | None = None
         self._listen_con: asyncpg.Connection | None = None
         self._passing: asyncio.Future[int] | None = None  # catch_up's pass
-        STREAM_SINCE_PASS_SECONDS.set_function(
-            lambda: time.monotonic() - self.applied_at
-        )
 
     async def start(self) -> None:
         """Resume where this reader stopped; a new reader begins where the
@@ -128,6 +125,7 @@ class ChangeStream:
         self._ahead = {i: x for i, x in self._ahead.items() if x >= horizon}
         self.snapshot, self._good = snapshot, number
         self.applied_at = time.monotonic()
+        STREAM_SINCE_PASS_SECONDS.set(0)
         if self.failing and number > self._distrusted_at:
             self.failing = False
             self.cache.trusted = True
@@ -295,6 +293,7 @@ class ChangeStream:
                     # on unseen, so nobody here reads the cache until it can
                     self.distrust("the permission change log cannot be read")
                     self._wake.clear()
+            STREAM_SINCE_PASS_SECONDS.set(time.monotonic() - self.applied_at)
             wait = min(self.poll_interval, 1.0) if self.failing else self.poll_interval
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

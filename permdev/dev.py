@@ -25,10 +25,9 @@ from typing import NoReturn
 
 import asyncpg
 import uvicorn
-from pydantic import ValidationError
 
 from permbase.log_setup import configure_logging
-from permbase.settings import Settings
+from permbase.settings import Settings, settings_or_exit
 from permdev.embedded import services
 from permdev.seed import seed
 from permstore.migrate import migrate
@@ -51,21 +50,6 @@ def _int_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         _fail(f"{name}={raw!r} is not a whole number")
-
-
-def _settings_or_exit() -> Settings:
-    """The settings the app will read, checked now: one line per wrong one."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
-            secret = any(word in name for word in ("SECRET", "PASSWORD", "KEY"))
-            shown = "" if secret else f"={error['input']!r}"
-            line = f"{name}{shown}: {message}" if name else message
-            print(f"make run: {line}", file=sys.stderr)  # noqa: T201 - this is the command's output
-        raise SystemExit(2) from None
 
 
 @contextlib.contextmanager
@@ -119,7 +103,7 @@ def main() -> None:
     )
     if not os.environ.get("JWT_SECRET"):
         os.environ["JWT_SECRET"] = _secret_file("jwt-secret", secrets.token_urlsafe(48))
-    settings = _settings_or_exit()
+    settings = settings_or_exit("make run")
     configure_logging(settings.log_level)
     with services(DATA_DIR) as (database_url, redis_url):
         os.environ["DATABASE_URL"] = database_url

@@ -1,0 +1,125 @@
+"""The production server with several worker processes (`python -m api.serve`),
+as deployed: real processes on a real port, one database and one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from permbase.settings import Settings
+from permdev.embedded import free_port
+from tests.conftest import JWT_SECRET
+from tests.factories import token_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def serving(settings: Settings, workers: int) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_LEVEL": "WARNING",
+        "PERMISSIONS_CACHE_KEEP_WARM": "true",
+        "CHANGE_LISTEN": "false",
+        "INSTANCE_NAME": "test-serve",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [
+            sys.executable,
+            *("-m", "api.serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", str(workers)),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the server exited"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "not ready in time"
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def samples(text: str) -> dict[str, float]:
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+
+
+async def test_two_workers_serve_with_one_keeper_pass_and_whole_metrics(
+    settings: Settings,
+) -> None:
+    token = token_for(1, settings)
+    with serving(settings, workers=2) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            # one keeper pass at start across both workers (the lease)
+            deadline = time.monotonic() + 20
+            while True:
+                seen = samples((await client.get("/metrics")).text)
+                if seen.get("permissions_cache_refresh_seconds_count", 0) >= 1:
+                    break
+                assert time.monotonic() < deadline, "no keeper pass"
+                await asyncio.sleep(0.2)
+            before = samples((await client.get("/metrics")).text)
+            entries = before.get("permissions_cache_hits_total", 0) + before.get(
+                "permissions_cache_misses_total", 0
+            )
+            headers = {"Authorization": f"Bearer {token}"}
+            body = {"query": "{ me { email permissions } }"}
+            # new connections, several at once: the kernel spreads them over
+            # both workers; each request reads one entry (the caller's)
+            responses = await asyncio.gather(
+                *(
+                    httpx.AsyncClient(base_url=url, timeout=10).post(
+                        "/graphql", json=body, headers=headers
+                    )
+                    for _ in range(40)
+                )
+            )
+            assert all(r.status_code == 200 for r in responses)
+            assert all(
+                r.json()["data"]["me"]["email"] == "admin@permgraph.local"
+                for r in responses
+            )
+            after = samples((await client.get("/metrics")).text)
+    # /metrics is the whole server, whichever worker answered the scrape
+    read = (
+        after.get("permissions_cache_hits_total", 0)
+        + after.get("permissions_cache_misses_total", 0)
+        - entries
+    )
+    assert read == 40
+    assert after["permissions_cache_refresh_seconds_count"] == 1
