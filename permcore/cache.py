@@ -282,12 +282,12 @@ class PermissionCache:
 
     # -- invalidation ----------------------------------------------------------
 
-    async def invalidate_users(self, user_ids: Iterable[int]) -> None:
+    async def invalidate_users(self, user_ids: Iterable[int]) -> dict[int, str]:
         """Drop the users' entries and replace their fill tokens: one UNLINK and the
-        token SETs per chunk of 1000, in one MULTI per chunk."""
+        token SETs per chunk of 1000, in one MULTI per chunk. Returns the tokens
+        set (whoever replaces one later has invalidated the entry after this)."""
         ids = sorted(set(user_ids))
-        if not ids:
-            return
+        tokens = {u: secrets.token_hex(8) for u in ids}
         for start in range(0, len(ids), UNLINK_CHUNK):
             chunk = ids[start : start + UNLINK_CHUNK]
 
@@ -295,12 +295,14 @@ class PermissionCache:
                 async with self.client.pipeline(transaction=True) as pipe:
                     pipe.unlink(*[self.key(u) for u in chunk])
                     for u in chunk:
-                        pipe.set(self.gen_key(u), secrets.token_hex(8), ex=GEN_TTL_S)
+                        pipe.set(self.gen_key(u), tokens[u], ex=GEN_TTL_S)
                     return await pipe.execute()
 
             if await self._call("invalidate", run, force=True) is None:
                 raise InvalidationFailed(f"could not invalidate {len(ids)} users")
-        CACHE_INVALIDATIONS.labels("users" if len(ids) > 1 else "user").inc()
+        if ids:
+            CACHE_INVALIDATIONS.labels("users" if len(ids) > 1 else "user").inc()
+        return tokens
 
     async def invalidate_all(self) -> None:
         """Replace the epoch (every entry becomes a miss at once), then reclaim

@@ -35,7 +35,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -74,36 +74,48 @@ class CacheKeeper:
         self.batch_size = batch_size
         self.max_users = max_users
         self._kicked = asyncio.Event()
-        self._queued: set[int] = set()  # invalidated by the change stream: refill
+        # invalidated by the change stream, with the fill token it set: refill
+        self._queued: dict[int, str] = {}
         self._refill_due = asyncio.Event()
 
     def kick(self) -> None:
         """Refresh now, whatever the lease says (after a whole-cache flush)."""
         self._kicked.set()
 
-    def refill_soon(self, user_ids: Sequence[int]) -> None:
-        """The change stream invalidated these entries: reload them in the
-        background (`run_refills`), so that a change costs its users no miss.
-        Beyond REFILL_MAX users queued, the rest stay read-through."""
+    def refill_soon(self, tokens: Mapping[int, str]) -> None:
+        """The change stream invalidated these entries, setting these fill tokens:
+        reload them in the background (`run_refills`), so that a change costs its
+        users no miss. Beyond REFILL_MAX users queued, the rest stay read-through."""
         room = REFILL_MAX - len(self._queued)
-        if room > 0 and user_ids:
-            self._queued.update(user_ids[:room])
+        if room > 0 and tokens:
+            self._queued.update(list(tokens.items())[:room])
             self._refill_due.set()
 
-    async def refill(self, user_ids: Sequence[int]) -> int:
+    async def refill(
+        self, user_ids: Sequence[int], tokens: Mapping[int, str] | None = None
+    ) -> int:
         """Reload these users' entries through the reader's protocol (tokens read
         before the SQL, token-checked write-back, joining a reader's fill of the
-        same entry); return how many were loaded."""
+        same entry); return how many were loaded. With `tokens` (the ones this
+        instance's invalidation set), only the users whose token is still that
+        one: where another instance invalidated later, its own refill follows, so
+        of N instances applying a change one reloads each entry."""
         select = partial(access_store.select_access_by_user_ids, self.db)
         done = 0
         for start in range(0, len(user_ids), self.batch_size):
-            ids = list(user_ids[start : start + self.batch_size])
-            read = await self.cache.read_tokens(ids)
+            chunk = list(user_ids[start : start + self.batch_size])
+            read = await self.cache.read_tokens(chunk)
             if read is None:
                 return done
-            await load_and_fill(
-                read, ids, select, cache=self.cache, flights=self.cache.inflight
+            ids = (
+                chunk
+                if tokens is None
+                else [u for u in chunk if read.gens.get(u) == tokens.get(u)]
             )
+            if ids:
+                await load_and_fill(
+                    read, ids, select, cache=self.cache, flights=self.cache.inflight
+                )
             CACHE_REFILLED.inc(len(ids))
             done += len(ids)
         return done
@@ -113,12 +125,13 @@ class CacheKeeper:
         while True:
             await self._refill_due.wait()
             self._refill_due.clear()
-            ids = sorted(self._queued)
-            self._queued.clear()
+            queued, self._queued = self._queued, {}
             try:
-                await self.refill(ids)
+                await self.refill(sorted(queued), queued)
             except Exception:  # PostgreSQL down or the like: reads fill them
-                logger.warning("refill of %d entries failed", len(ids), exc_info=True)
+                logger.warning(
+                    "refill of %d entries failed", len(queued), exc_info=True
+                )
 
     async def refresh_all(self) -> int:
         """Reload every active user's entry (up to the bound); return how many

@@ -90,15 +90,19 @@ class ChangeStream:
         self._good = 0  # the number of the last pass that reached Redis
         # called after every whole-cache flush (the keeper's kick)
         self.on_flush: Callable[[], None] | None = None
-        # called with the users of every invalidation (the keeper's refill_soon)
-        self.on_invalidated: Callable[[list[int]], None] | None = None
+        # called with the users of every invalidation and the fill tokens it set
+        # (the keeper's refill_soon)
+        self.on_invalidated: Callable[[dict[int, str]], None] | None = None
         self._listen_con: asyncpg.Connection | None = None
         self._passing: asyncio.Future[int] | None = None  # catch_up's pass
 
     async def start(self) -> None:
         """Resume where this reader stopped; a new reader begins where the
-        furthest-behind reader stands (or at the current horizon)."""
-        self.position = await changes.select_position(self.db, self.name)
+        furthest-behind live reader stands, or the furthest-behind of all when
+        none is live (or at the current horizon)."""
+        # live: seen within two heartbeats (the run loop's, every retention/10)
+        live_s = self.retention_s / 5
+        self.position = await changes.select_position(self.db, self.name, live_s)
         # record a new reader's position, so that a restart resumes there even
         # before the first change arrives
         await changes.save_position(self.db, self.name, self.position)
@@ -219,10 +223,9 @@ class ChangeStream:
                 if self.on_flush is not None:
                     self.on_flush()
             elif user_ids:
-                ids = sorted(user_ids)
-                await self.cache.invalidate_users(ids)
+                tokens = await self.cache.invalidate_users(user_ids)
                 if self.on_invalidated is not None:
-                    self.on_invalidated(ids)
+                    self.on_invalidated(tokens)
         STREAM_APPLIED.inc(len(found))
         STREAM_LAG_SECONDS.observe(max(c.age for c in found))
 

@@ -78,7 +78,7 @@ async def select_pending(
         db.connection() as con,
         con.transaction(isolation="repeatable_read", readonly=True),
     ):
-        rows = await con.fetch(SELECT_SINCE, position)
+        rows = await con.fetch(SELECT_SINCE, position, list(applied))
         found = [
             Change(
                 r["id"],
@@ -102,8 +102,10 @@ async def select_pending(
     )
 
 
-async def select_position(db: Database, name: str) -> int:
-    return int(await db.fetchval(SELECT_POSITION, name))
+async def select_position(db: Database, name: str, live_s: float) -> int:
+    """Where reader `name` resumes; a new reader, where the furthest-behind
+    reader seen within `live_s` stands (select_position.sql)."""
+    return int(await db.fetchval(SELECT_POSITION, name, live_s))
 
 
 async def save_position(db: Database, name: str, position: int) -> None:

@@ -520,7 +520,13 @@ async def test_a_token_no_write_returned_is_a_coded_bad_input(
         assert codes(response.json()) == ["BAD_USER_INPUT"], response.text
 
 
-async def test_a_writer_without_rights_on_the_log_and_another_search_path_is_logged(
+async def flush_as_writer(con: asyncpg.Connection) -> None:
+    async with con.transaction():
+        await con.execute("set local role permgraph_test_writer")
+        await con.execute("select permission_changes_note(null, null, true)")
+
+
+async def test_a_writer_without_rights_on_the_log_cannot_hide_from_it_or_flush(
     pool: asyncpg.Pool,
 ) -> None:
     """The triggers run as their owner, on the tables of the migration's
@@ -542,14 +548,30 @@ async def test_a_writer_without_rights_on_the_log_and_another_search_path_is_log
         before = await con.fetchval("select count(*) from permission_changes")
         async with con.transaction():
             await con.execute("set local role permgraph_test_writer")
-            await con.execute("set local search_path = pg_catalog")
+            # a log of its own, where the functions would look first if their
+            # search_path let a session's temporary schema in
+            await con.execute(
+                "create temp table permission_changes (id bigint, xid xid8,"
+                " user_ids bigint[], role_ids bigint[], everyone boolean,"
+                " created_at timestamptz)"
+            )
+            await con.execute("set local search_path = pg_temp, pg_catalog")
             await con.execute(
                 "delete from public.user_roles where user_id = $1", user_id
             )
+            assert (
+                await con.fetchval("select count(*) from pg_temp.permission_changes")
+                == 0
+            )
+            await con.execute("drop table pg_temp.permission_changes")
         logged = await con.fetch(
             "select user_ids from permission_changes order by id offset $1", before
         )
         assert [r["user_ids"] for r in logged] == [[user_id]]
+        # nor may such a role write to the log by calling the functions: a flush
+        # of every instance's cache is the owner's to order
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await flush_as_writer(con)
 
 
 async def test_a_slow_reader_cannot_write_back_rows_read_before_a_sql_change(

@@ -10,8 +10,10 @@ import redis.asyncio as aioredis
 
 from api.state import State
 from permbase.settings import Settings
+from permcore.cache import PermissionCache
 from permcore.keeper import CacheKeeper, warm_all
 from permcore.read import load_access_by_user_id
+from permcore.stream import ChangeStream
 from permdev.seed import seed
 from permstore import permissions as access_store
 from tests.factories import (
@@ -243,3 +245,39 @@ async def test_what_the_change_stream_invalidates_is_refilled_without_a_read(
             await asyncio.sleep(0.025)
         assert value is not None and value["roles"] == [] and value["permissions"] == []
         assert metric("permissions_cache_refilled_total") > refilled
+
+
+async def test_of_two_instances_applying_a_change_only_the_last_refills(
+    resources: State,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    settings: Settings,
+) -> None:
+    """Every instance applies every change to the shared Redis; a refill is done
+    only where the entry still bears the token this instance's invalidation set,
+    so of two instances one reloads the entry, not both."""
+    async with acquire(pool) as con:
+        uid = await insert_user(con, "twice@example.com", roles=["editor"])
+    instances = []
+    for name in ("one", "two"):
+        cache = PermissionCache(resources["redis"], settings)
+        cache.trusted = True
+        stream = ChangeStream(resources["db"], cache, name=f"test-refill-{name}")
+        await stream.apply_pending()
+        keeper = CacheKeeper(resources["db"], cache, interval=60.0)
+        queued: list[dict[int, str]] = []
+        stream.on_invalidated = queued.append
+        instances.append((stream, keeper, queued))
+    async with acquire(pool) as con:
+        await con.execute("delete from user_roles where user_id = $1", uid)
+    for stream, _, _ in instances:  # one, then two: two's token is the last
+        assert await stream.apply_pending() >= 1
+    (_, first, first_tokens), (_, second, second_tokens) = instances
+    with counting_sql() as sql:
+        assert await first.refill([uid], first_tokens[-1]) == 0
+    assert sql.permission_sql == 0
+    with counting_sql() as sql:
+        assert await second.refill([uid], second_tokens[-1]) == 1
+    assert sql.permission_sql == 1
+    value = orjson.loads(await stored(redis_client, f"permissions:user:{uid}"))
+    assert value["roles"] == []
