@@ -24,7 +24,8 @@ begin
         'permission_changes_refresh_tokens()',
         'permission_changes_everyone()'
     ] loop
-        execute format('alter function %s set search_path = public, pg_temp', f);
+        -- the schema this migration creates its tables in, then pg_temp
+        execute format('alter function %s set search_path = %I, pg_temp', f, current_schema());
         execute format('revoke execute on function %s from public', f);
     end loop;
 end $$;
