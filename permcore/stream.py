@@ -150,14 +150,21 @@ class ChangeStream:
         change committed before the call is then applied. Concurrent callers share
         passes, and a caller that stops waiting (its timeout) cancels nobody's
         pass: each runs in a task of its own. Raises as a pass does
-        (InvalidationFailed, a database error)."""
+        (InvalidationFailed, a database error; PassCancelled when the pass was
+        cancelled under it, at shutdown)."""
         asked = self._begun  # passes begun before this call
         while self._good <= asked:
             task = self._passing
             if task is None or task.done():
                 task = self._passing = asyncio.ensure_future(self.apply_pending())
                 task.add_done_callback(_retrieved)
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and not (current and current.cancelling()):
+                    raise PassCancelled from None  # not this caller's cancel
+                raise
 
     async def settle(self, xid: int) -> bool:
         """After transaction `xid` committed: return once this instance applied it
@@ -304,6 +311,10 @@ class ChangeStream:
             task = asyncio.current_task()  # see permcore/keeper.py (Python 3.11)
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
+
+
+class PassCancelled(RuntimeError):
+    """The pass a caller waited for was cancelled (the stream is stopping)."""
 
 
 def _retrieved(task: asyncio.Future[int]) -> None:

@@ -634,3 +634,21 @@ async def test_a_log_that_cannot_be_read_while_postgresql_answers_distrusts_the_
         while not cache.trusted and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert cache.trusted
+
+
+async def test_a_write_waiting_for_a_pass_cancelled_under_it_gets_an_answer(
+    resources: State,
+) -> None:
+    """At shutdown the stream's pass is cancelled: a mutation waiting in settle()
+    gets False (unconfirmed, the cache distrusted), not a CancelledError that no
+    GraphQL error handling would catch."""
+    stream = await drained(resources, name="test-cancel")
+    async with stream._lock:  # the pass cannot start before it is cancelled
+        waiting = asyncio.create_task(stream.settle(2**62))
+        while stream._passing is None:
+            await asyncio.sleep(0)
+        stream._passing.cancel()
+        assert await waiting is False
+    assert not resources["cache"].trusted
+    await stream.apply_pending()
+    assert resources["cache"].trusted
