@@ -55,6 +55,8 @@ CHANNEL = "permission_changes"
 # more users than this in one pass: replace the epoch (one SET) instead of
 # unlinking each entry; the keeper refills
 FLUSH_ABOVE = 50_000
+# a LISTEN connection that could not be opened is tried again after this long
+LISTEN_RETRY_S = 30.0
 
 
 class ChangeStream:
@@ -94,6 +96,7 @@ class ChangeStream:
         # (the keeper's refill_soon)
         self.on_invalidated: Callable[[dict[int, str]], None] | None = None
         self._listen_con: asyncpg.Connection | None = None
+        self._listen_retry_at = 0.0  # no new LISTEN attempt before (monotonic)
         self._passing: asyncio.Future[int] | None = None  # catch_up's pass
 
     async def start(self) -> None:
@@ -253,14 +256,27 @@ class ChangeStream:
     ) -> None:
         """Keep a LISTEN connection, opened again when it was lost (a PostgreSQL
         restart, a terminated backend): its loss wakes the loop, and the pass
-        right after a new one catches what was notified meanwhile."""
+        right after a new one catches what was notified meanwhile. A failed
+        attempt is retried after LISTEN_RETRY_S, not at every pass (polling
+        carries on meanwhile)."""
         con = self._listen_con
         if con is not None and not con.is_closed():
             return
-        self._listen_con = con = await connect()
+        self._listen_con = None
+        if time.monotonic() < self._listen_retry_at:
+            return
+        con = await connect()
         if con is not None:
-            con.add_termination_listener(lambda _: self._wake.set())
-            await con.add_listener(CHANNEL, lambda *_: self._wake.set())
+            try:
+                con.add_termination_listener(lambda _: self._wake.set())
+                await con.add_listener(CHANNEL, lambda *_: self._wake.set())
+            except Exception:
+                logger.warning("LISTEN failed; polling only for now", exc_info=True)
+                await con.close(timeout=1)
+                con = None
+        if con is None:
+            self._listen_retry_at = time.monotonic() + LISTEN_RETRY_S
+        self._listen_con = con
 
     async def run(
         self, listen: Callable[[], Awaitable[asyncpg.Connection | None]] | None = None
@@ -373,4 +389,11 @@ class Consistent:
         return await self.cache.fill(read, loaded)
 
 
-__all__ = ["CHANNEL", "ChangeStream", "Consistent", "parse_token"]
+__all__ = [
+    "CHANNEL",
+    "LISTEN_RETRY_S",
+    "ChangeStream",
+    "Consistent",
+    "PassCancelled",
+    "parse_token",
+]

@@ -14,6 +14,7 @@ import permstore
 from permbase.errors import InvalidInput
 from permcore.breaker import CircuitBreaker
 from permcore.codec import Corrupt, decode_access, encode_access
+from permcore.stream import LISTEN_RETRY_S, ChangeStream
 from permstore.migrate import MIGRATIONS_DIR, MigrationError, discover
 from permstore.models import UserAccess
 from schema.pagination import check_first, decode_cursor, encode_cursor, parse_id
@@ -108,3 +109,23 @@ def test_values_parsed_together_never_shift_between_users() -> None:
     assert parse_many([good, good + b"," + good, good]) is None
     assert parse_many([good, b"not json"]) is None
     assert parse_many([good, b"1],[2"]) is None
+
+
+async def test_a_listen_connection_that_cannot_be_opened_is_not_retried_at_every_pass() -> (
+    None
+):
+    """The stream keeps polling; it tries LISTEN again only after LISTEN_RETRY_S
+    (each attempt may wait out a connect timeout while PostgreSQL is down)."""
+    attempts = 0
+
+    async def refused() -> None:
+        nonlocal attempts
+        attempts += 1
+
+    stream = ChangeStream(None, None, name="unit")  # type: ignore[arg-type]  # no I/O here
+    await stream._listening(refused)
+    await stream._listening(refused)
+    assert attempts == 1
+    stream._listen_retry_at -= LISTEN_RETRY_S
+    await stream._listening(refused)
+    assert attempts == 2
