@@ -27,7 +27,7 @@ def add_health_routes(app: FastAPI, settings: Settings) -> None:
         checks = {"postgres": "ok", "redis": "ok"}
         try:
             async with asyncio.timeout(1.0):
-                await request.state.db.fetchval("select 1")
+                await request.state.db.ping()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             checks["postgres"] = f"error: {type(exc).__name__}"
         try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import sys
 import time
@@ -35,6 +34,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.permissions import create  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache  # noqa: E402
 from permcore.connection import CountingConnection, create_redis  # noqa: E402
@@ -44,7 +44,6 @@ from permdev.embedded import services  # noqa: E402
 from permdev.seed import seed  # noqa: E402
 from permstore.changes import STREAM_SQL  # noqa: E402
 from permstore.db import create_database, query_listeners  # noqa: E402
-from permstore.migrate import migrate  # noqa: E402
 
 OLD = {"interval_s": 150.0, "max_users": 200_000}
 NEW = {"interval_s": 1800.0, "max_users": 200_000}
@@ -52,12 +51,7 @@ EVERYONE = {"interval_s": 1800.0, "max_users": 1_000_000}
 
 
 async def prepare(admin_url: str, users: int) -> str:
-    name = f"permgraph_keeper_{secrets.token_hex(3)}"
-    con = await asyncpg.connect(admin_url)
-    await con.execute(f'create database "{name}"')
-    await con.close()
-    url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
-    await migrate(url)
+    url = await create(admin_url, "permgraph_keeper")
     con = await asyncpg.connect(url, command_timeout=None)
     try:
         started = time.perf_counter()

@@ -533,13 +533,19 @@ async def _flush(redis_url: str) -> None:
 # -- setup and report ------------------------------------------------------------
 
 
-async def prepare(admin_url: str) -> str:
-    name = f"permgraph_bench_{secrets.token_hex(3)}"
+async def create(admin_url: str, prefix: str) -> str:
+    """A new database beside `admin_url`'s, migrated; its URL (drop it with `drop`)."""
+    name = f"{prefix}_{secrets.token_hex(3)}"
     con = await asyncpg.connect(admin_url)
     await con.execute(f'create database "{name}"')
     await con.close()
     url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
     await migrate(url)
+    return url
+
+
+async def prepare(admin_url: str) -> str:
+    url = await create(admin_url, "permgraph_bench")
     con = await asyncpg.connect(url)
     try:
         await con.execute("create extension if not exists pg_stat_statements")

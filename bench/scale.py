@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.main import create_app  # noqa: E402
+from bench.permissions import create, drop  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
-from permstore.migrate import migrate  # noqa: E402
 from schema.pagination import encode_cursor  # noqa: E402
 
 ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)
@@ -312,22 +312,6 @@ def table(results: dict[int, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-async def create(admin_url: str) -> str:
-    name = f"permgraph_scale_{secrets.token_hex(3)}"
-    con = await asyncpg.connect(admin_url)
-    await con.execute(f'create database "{name}"')
-    await con.close()
-    url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
-    await migrate(url)
-    return url
-
-
-async def drop(admin_url: str, url: str) -> None:
-    con = await asyncpg.connect(admin_url)
-    await con.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
-    await con.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,7 +325,7 @@ def main() -> None:
         urls: dict[int, str] = {}
         try:
             for size in sizes:
-                urls[size] = asyncio.run(create(admin_db))
+                urls[size] = asyncio.run(create(admin_db, "permgraph_scale"))
                 seconds = asyncio.run(fill(urls[size], size))
                 print(f"seeded {size:,} users in {seconds:.0f} s", flush=True)
             settings = {

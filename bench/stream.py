@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import contextlib
 import secrets
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -37,7 +38,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.permissions import Server  # noqa: E402
+from bench.permissions import Server, create  # noqa: E402
 from permauth.tokens import TokenService  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache, create_redis  # noqa: E402
@@ -46,7 +47,6 @@ from permcore.stream import ChangeStream  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 from permdev.seed import seed  # noqa: E402
 from permstore.db import create_database  # noqa: E402
-from permstore.migrate import migrate  # noqa: E402
 
 USERS = 10_000
 
@@ -56,82 +56,74 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
+@contextlib.asynccontextmanager
+async def consumer(
+    settings: Settings, name: str, *, listen: bool
+) -> AsyncIterator[tuple[PermissionCache, ChangeStream, asyncpg.Connection]]:
+    """A change stream running as an instance runs it (caught up first), its
+    cache, and a connection of another writer."""
     db = await create_database(settings)
-    redis = create_redis(settings)
-    cache = PermissionCache(redis, settings)
+    cache = PermissionCache(create_redis(settings), settings)
     await cache.prepare()
-    cache.trusted = True  # no change stream here (what the lifespan starts)
-    stream = ChangeStream(db, cache, name=f"bench-{listen}", poll_interval=1.0)
-    await stream.start()
+    stream = ChangeStream(db, cache, name=name, poll_interval=1.0)
+    await stream.apply_pending()
     con = await asyncpg.connect(settings.database_url)
     connect = partial(asyncpg.connect, settings.database_url)
     task = asyncio.create_task(stream.run(connect if listen else None))
-    out = []
     try:
-        ids = [
-            r["user_id"]
-            for r in await con.fetch(
-                # not the admin (id 1): the API part below acts as the admin
-                "select distinct user_id from user_roles where user_id > 1"
-                " order by 1 limit $1",
-                runs,
-            )
-        ]
-        for user_id in ids:
-            await load_access_by_user_id([user_id], db=db, cache=cache)
-            key = cache.key(user_id)
-            assert await redis.exists(key)
-            await con.execute("delete from user_roles where user_id = $1", user_id)
-            committed = time.perf_counter()
-            while await redis.exists(key):
-                await asyncio.sleep(0.0005)
-            out.append((time.perf_counter() - committed) * 1000)
+        yield cache, stream, con
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await con.close()
-        await redis.aclose()
+        await cache.client.aclose()
         await db.close()
+
+
+async def members(con: asyncpg.Connection, runs: int, order: str) -> list[int]:
+    """`runs` users holding a role, not the admin (id 1: the API part acts as it)."""
+    rows = await con.fetch(
+        "select distinct user_id from user_roles where user_id > 1"
+        f" order by 1 {order} limit $1",
+        runs,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
+    out = []
+    async with consumer(settings, f"bench-{listen}", listen=listen) as (
+        cache,
+        stream,
+        con,
+    ):
+        for user_id in await members(con, runs, "asc"):
+            await load_access_by_user_id([user_id], db=stream.db, cache=cache)
+            key = cache.key(user_id)
+            assert await cache.client.exists(key)
+            await con.execute("delete from user_roles where user_id = $1", user_id)
+            committed = time.perf_counter()
+            while await cache.client.exists(key):
+                await asyncio.sleep(0.0005)
+            out.append((time.perf_counter() - committed) * 1000)
     return out
 
 
 async def settled(settings: Settings, runs: int) -> list[float]:
     """Commit to `settle(xid)` returning (the entry then gone), in ms."""
-    db = await create_database(settings)
-    redis = create_redis(settings)
-    cache = PermissionCache(redis, settings)
-    await cache.prepare()
-    stream = ChangeStream(db, cache, name="bench-settle", poll_interval=1.0)
-    await stream.apply_pending()
-    con = await asyncpg.connect(settings.database_url)
-    connect = partial(asyncpg.connect, settings.database_url)
-    task = asyncio.create_task(stream.run(connect))
     out = []
-    try:
-        ids = [
-            r["user_id"]
-            for r in await con.fetch(
-                "select distinct user_id from user_roles order by 1 desc limit $1", runs
-            )
-        ]
-        for user_id in ids:
-            await load_access_by_user_id([user_id], db=db, cache=cache)
+    async with consumer(settings, "bench-settle", listen=True) as (cache, stream, con):
+        for user_id in await members(con, runs, "desc"):
+            await load_access_by_user_id([user_id], db=stream.db, cache=cache)
             key = cache.key(user_id)
-            assert await redis.exists(key)
+            assert await cache.client.exists(key)
             async with con.transaction():
                 await con.execute("delete from user_roles where user_id = $1", user_id)
                 xid = int(await con.fetchval("select pg_current_xact_id()::text"))
             committed = time.perf_counter()
             assert await stream.settle(xid)
             out.append((time.perf_counter() - committed) * 1000)
-            assert not await redis.exists(key)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await con.close()
-        await redis.aclose()
-        await db.close()
+            assert not await cache.client.exists(key)
     return out
 
 
@@ -227,12 +219,7 @@ async def switch_triggers(url: str, on: bool) -> None:
 
 
 async def prepare(admin_url: str) -> str:
-    name = f"permgraph_stream_{secrets.token_hex(3)}"
-    con = await asyncpg.connect(admin_url)
-    await con.execute(f'create database "{name}"')
-    await con.close()
-    url = re.sub(r"/[^/]*$", f"/{name}", admin_url)
-    await migrate(url)
+    url = await create(admin_url, "permgraph_stream")
     con = await asyncpg.connect(url)
     await seed(con, users=USERS)
     await con.close()

@@ -190,7 +190,7 @@ async def _revoke_family_of(db: Database, settle: Settle, jti: str) -> bool:
         await user_store.select_for_update(con, user_id)
         if await token_store.revoke_family(con, family_id) == 0:
             return True  # revoked before: its user's entry already says so
-        xid = await changes.select_xid(con)
+        xid, _ = await changes.select_xid(con)  # the revocation is logged
     # committed: the user's entry lists the family from the next request on
     await settle(xid)
     return True
@@ -231,7 +231,7 @@ async def change_password(
         await user_store.update_password(con, user_id, new_hash, not_before)
         await token_store.revoke_user(con, user_id)
         await _settle(con, attempt)
-        xid = await changes.select_xid(con)
+        xid, _ = await changes.select_xid(con)  # the not-before time is logged
     await settle(xid)
     logger.info("password changed user=%d", user_id)
     return None

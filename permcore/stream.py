@@ -80,9 +80,9 @@ class ChangeStream:
         self._ahead: dict[int, int] = {}  # change id -> xid, applied above position
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        # the cache is trusted once a pass begun after the last failure (and after
-        # start: what changed while no instance ran) has reached Redis
-        self.failing = True
+        # the cache (cache.trusted, False until then) is trusted once a pass begun
+        # after the last failure (and after start: what changed while no instance
+        # ran) has reached Redis
         self._distrusted_at = 0  # passes begun when the last failure was seen
         self.applied_at = time.monotonic()  # the last pass that reached Redis
         # what the last pass that reached Redis saw as ended: every change those
@@ -133,8 +133,7 @@ class ChangeStream:
         self.snapshot, self._good = snapshot, number
         self.applied_at = time.monotonic()
         STREAM_SINCE_PASS_SECONDS.set(0)
-        if self.failing and number > self._distrusted_at:
-            self.failing = False
+        if not self.cache.trusted and number > self._distrusted_at:
             self.cache.trusted = True
             logger.info("permission change stream caught up: cache trusted")
         STREAM_POSITION.set(horizon)
@@ -190,10 +189,9 @@ class ChangeStream:
     def distrust(self, why: str = "permission changes could not reach redis") -> None:
         """Stop reading the cache until a pass begun after this call reaches Redis
         (the run loop retries at least every second meanwhile)."""
-        if not self.failing:
+        if self.cache.trusted:
             logger.warning("%s; cache distrusted until a pass succeeds", why)
         INVALIDATION_FAILURES.inc()
-        self.failing = True
         self._distrusted_at = self._begun
         self.cache.trusted = False
         self._wake.set()
@@ -243,7 +241,7 @@ class ChangeStream:
         """Is PostgreSQL up? (When it is down nobody can commit a change, and the
         cache keeps answering what it holds.)"""
         try:
-            await self.db.fetchval("select 1")
+            await self.db.ping()
         except Exception:  # noqa: BLE001 - down, whatever the error
             return False
         return True
@@ -320,7 +318,11 @@ class ChangeStream:
                     self.distrust("the permission change log cannot be read")
                     self._wake.clear()
             STREAM_SINCE_PASS_SECONDS.set(time.monotonic() - self.applied_at)
-            wait = min(self.poll_interval, 1.0) if self.failing else self.poll_interval
+            wait = (
+                self.poll_interval
+                if self.cache.trusted
+                else min(self.poll_interval, 1.0)
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()

@@ -116,9 +116,12 @@ async def trim(db: Database, retention_s: float) -> None:
     await db.fetchval(TRIM, retention_s)
 
 
-async def select_xid(con: asyncpg.Connection) -> int:
-    """The running transaction's id: its consistency token once it commits."""
-    return int(await con.fetchval(SELECT_XID))
+async def select_xid(con: asyncpg.Connection) -> tuple[int, bool]:
+    """The running transaction's id (its consistency token once it commits), and
+    whether it wrote to the change log (else no permission entry changed)."""
+    row = await con.fetchrow(SELECT_XID)
+    assert row is not None  # noqa: S101 - one row, always
+    return int(row["xid"]), bool(row["logged"])
 
 
 async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> None:

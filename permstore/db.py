@@ -155,6 +155,10 @@ class Database:
         async with self._statement() as con:
             return await con.fetchval(sql, *args)
 
+    async def ping(self) -> None:
+        """Raises when PostgreSQL does not answer (readyz, the change stream)."""
+        await self.fetchval("select 1")
+
     async def close(self) -> None:
         await self.pool.close()
 

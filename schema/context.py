@@ -63,13 +63,16 @@ class Context(BaseContext):
         )
         self.written: int | None = None  # the request's last write (`settle`)
 
-    async def settle(self, xid: int) -> bool:
+    async def settle(self, xid: int, *, logged: bool = True) -> bool:
         """After the write transaction `xid` committed: return once this instance
         has applied its changes to the cache (permcore/stream.py; False: not
         confirmed, the cache is distrusted meanwhile). The response then carries
         the write as its consistency token, and the request's memoized entries
-        are dropped, the caller's own reloaded."""
+        are dropped, the caller's own reloaded. A write that `logged` nothing in
+        the change log changed no entry: nothing to wait for."""
         self.written = xid if self.written is None else max(self.written, xid)
+        if not logged:
+            return True
         confirmed = await self.stream.settle(xid)
         self.loaders.access_by_user_id.clear_all()
         await self.load_viewer()

@@ -131,9 +131,9 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[Work]:
             ) from None
         except delegation.Unknown as unknown:
             raise Rollback(not_found(unknown.entity, unknown.ident)) from None
-        xid = await changes.select_xid(con)
+        xid, logged = await changes.select_xid(con)
     # committed
-    work.confirmed = await ctx.settle(xid)
+    work.confirmed = await ctx.settle(xid, logged=logged)
 
 
 def snapshot(obj: Any, *names: str) -> dict[str, Any]:

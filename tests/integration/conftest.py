@@ -57,7 +57,6 @@ async def clean(
     cache.breaker.success()
     cache.trusted = True
     cache.before_fill = None
-    running[0].state.resources["stream"].failing = False
 
 
 @pytest.fixture

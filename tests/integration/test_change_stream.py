@@ -260,6 +260,16 @@ async def until(predicate: Callable[[], Awaitable[bool]]) -> float:
     return time.perf_counter() - started
 
 
+async def until_revoked(client: httpx.AsyncClient, token: str) -> None:
+    """Until the caller's next request shows no permissions (fails after 5 s)."""
+
+    async def revoked() -> bool:
+        body = await gql(client, ME, token=token)
+        return bool(body["data"]["me"]["permissions"] == [])
+
+    await until(revoked)
+
+
 @pytest.mark.parametrize("listen", [True, False], ids=["notify", "polling only"])
 async def test_psql_revoke_reaches_every_instance(
     listen: bool, settings: Settings, pool: asyncpg.Pool
@@ -281,12 +291,7 @@ async def test_psql_revoke_reaches_every_instance(
         async with acquire(pool) as con:
             await con.execute("delete from user_roles where user_id = $1", user_id)
         for client in (one, two):
-
-            async def revoked(client: httpx.AsyncClient = client) -> bool:
-                body = await gql(client, ME, token=token)
-                return bool(body["data"]["me"]["permissions"] == [])
-
-            await until(revoked)
+            await until_revoked(client, token)
 
 
 async def test_readyz_reports_a_consumer_that_fell_behind(
@@ -503,11 +508,7 @@ async def test_a_lost_listen_connection_is_opened_again(
         async with acquire(pool) as con:
             await con.execute("delete from user_roles where user_id = $1", user_id)
 
-        async def revoked() -> bool:
-            body = await gql(client, ME, token=token)
-            return bool(body["data"]["me"]["permissions"] == [])
-
-        await until(revoked)
+        await until_revoked(client, token)
 
 
 async def test_a_token_no_write_returned_is_a_coded_bad_input(
