@@ -34,12 +34,13 @@ from permauth.tokens import MAX_AUTHORIZATION_BYTES
 from permbase.errors import AppError
 from permbase.metrics import GRAPHQL_PREPARED
 from schema.engine.limits import cost_requested
-from schema.engine.prepared import execute_prepared, prepared_query
+from schema.engine.prepared import answer_prepared, prepared_query
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from schema.engine.errors import PermgraphSchema
+    from schema.engine.responses import ResponseCache
 
 _KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _JSON = b"application/json"
@@ -53,6 +54,7 @@ class GraphQLLane:
         self,
         app: ASGIApp,
         schema: PermgraphSchema,
+        responses: ResponseCache,
         path: str = "/graphql",
         *,
         fast: bool = True,
@@ -62,6 +64,7 @@ class GraphQLLane:
             fast  # False: every request takes the full path (after the checks above)
         )
         self.schema = schema
+        self.responses = responses  # answers remembered (schema/engine/responses.py)
         self.graphql_schema = schema._schema
         self.path = path
 
@@ -156,16 +159,16 @@ class GraphQLLane:
         ):  # the app answers bad credentials (401 and its header), bad tokens
             return None
         GRAPHQL_PREPARED.inc()
-        result = await execute_prepared(
+        return await answer_prepared(
             self.graphql_schema,
-            prepared.document,
+            prepared,
+            query,
             context=context,
             variables=variables,
             operation_name=operation_name,
             want_cost=cost_requested(extensions),
-            costs=prepared.costs,
+            responses=self.responses,
         )
-        return orjson.dumps(result)
 
 
 def _payload(body: bytes) -> dict[str, Any] | str:

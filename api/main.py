@@ -23,6 +23,7 @@ from api.router import PermgraphRouter
 from permbase.errors import AppError
 from permbase.log_setup import configure_logging
 from permbase.settings import Settings, get_settings
+from schema.engine.responses import ResponseCache
 from schema.root import build_schema
 
 
@@ -76,7 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_health_routes(app, settings)
 
-    app.add_middleware(GraphQLLane, schema=schema, fast=settings.graphql_fast_lane)
+    app.add_middleware(
+        GraphQLLane,
+        schema=schema,
+        responses=ResponseCache(settings.response_cache_size),
+        fast=settings.graphql_fast_lane,
+    )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -82,16 +81,73 @@ class LoadCancelled(RuntimeError):
     """A batch function was cancelled by something other than its own batch."""
 
 
-@dataclass(frozen=True, slots=True)
+class AccessMemo:
+    """The request's permission entries: every entry it has read, by user.
+
+    Both ways of reading entries go through it: the DataLoader (one user here and
+    there: the caller, a member) and a page known in one piece (called directly:
+    no future per key). So an entry is read once per request, whichever way asked
+    first, and `entries` says what the request's answer was computed from
+    (schema/engine/responses.py). Cleared after the request's own write."""
+
+    __slots__ = ("entries", "load")
+
+    def __init__(
+        self, load: Callable[[Sequence[int]], Awaitable[list[UserAccess | None]]]
+    ) -> None:
+        self.load = load
+        self.entries: dict[int, UserAccess | None] = {}
+
+    async def __call__(self, user_ids: Sequence[int]) -> list[UserAccess | None]:
+        entries = self.entries
+        missing = [u for u in dict.fromkeys(user_ids) if u not in entries]
+        if missing:
+            entries.update(zip(missing, await self.load(missing), strict=True))
+        return [entries[u] for u in user_ids]
+
+
 class Loaders:
-    access_by_user_id: DataLoader[int, UserAccess | None]
-    users_by_id: DataLoader[int, UserRow | None]
-    roles_by_id: DataLoader[int, RoleRow | None]
-    permissions_by_role_id: DataLoader[int, list[PermissionRow]]
-    members_by_role: DataLoader[MembersKey, list[UserRow]]
-    member_counts_by_role: DataLoader[int, int]
-    # the permission batch function itself, for a page known in one piece
-    access_batch: Callable[[Sequence[int]], Awaitable[list[UserAccess | None]]]
+    """The loaders of one request, each built when first used (most requests use
+    one or two of them): `access` and `access_by_user_id` read permission
+    entries, the others rows."""
+
+    def __init__(
+        self,
+        db: Database,
+        access: AccessMemo,
+        max_batch_size: int,
+    ) -> None:
+        self._db = db
+        # the request's entries, read by `access_by_user_id` and, for a page known
+        # in one piece, directly
+        self.access = access
+        self._max_batch_size = max_batch_size
+
+    @cached_property
+    def access_by_user_id(self) -> DataLoader[int, UserAccess | None]:
+        return SharedLoader(self.access, max_batch_size=self._max_batch_size)
+
+    @cached_property
+    def users_by_id(self) -> DataLoader[int, UserRow | None]:
+        return SharedLoader(
+            partial(load_users_by_id, db=self._db), max_batch_size=self._max_batch_size
+        )
+
+    @cached_property
+    def roles_by_id(self) -> DataLoader[int, RoleRow | None]:
+        return SharedLoader(partial(load_roles_by_id, db=self._db))
+
+    @cached_property
+    def permissions_by_role_id(self) -> DataLoader[int, list[PermissionRow]]:
+        return SharedLoader(partial(load_permissions_by_role_id, db=self._db))
+
+    @cached_property
+    def members_by_role(self) -> DataLoader[MembersKey, list[UserRow]]:
+        return SharedLoader(partial(load_members_by_role, db=self._db))
+
+    @cached_property
+    def member_counts_by_role(self) -> DataLoader[int, int]:
+        return SharedLoader(partial(load_member_counts_by_role, db=self._db))
 
 
 def forget(loader: DataLoader[Any, Any], *keys: Any) -> None:
@@ -122,19 +178,14 @@ def create_loaders(
     else:
         gate = None if redis_slots is None else asyncio.Semaphore(redis_slots)
         access_fn = partial(load_access_by_user_id, db=db, cache=cache, gate=gate)
-    return Loaders(
-        access_by_user_id=SharedLoader(access_fn, max_batch_size=max_batch_size),
-        access_batch=access_fn,
-        users_by_id=SharedLoader(
-            partial(load_users_by_id, db=db), max_batch_size=max_batch_size
-        ),
-        roles_by_id=SharedLoader(partial(load_roles_by_id, db=db)),
-        permissions_by_role_id=SharedLoader(
-            partial(load_permissions_by_role_id, db=db)
-        ),
-        members_by_role=SharedLoader(partial(load_members_by_role, db=db)),
-        member_counts_by_role=SharedLoader(partial(load_member_counts_by_role, db=db)),
-    )
+    return Loaders(db, AccessMemo(access_fn), max_batch_size)
 
 
-__all__ = ["LoadCancelled", "Loaders", "SharedLoader", "create_loaders", "forget"]
+__all__ = [
+    "AccessMemo",
+    "LoadCancelled",
+    "Loaders",
+    "SharedLoader",
+    "create_loaders",
+    "forget",
+]

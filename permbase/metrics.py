@@ -110,6 +110,13 @@ GRAPHQL_PREPARED = Counter(
     "Query requests served by the fast lane (a document validated before; api/lane.py)",
 )
 
+GRAPHQL_REPLAYED = Counter(
+    "graphql_responses_replayed_total",
+    "Remembered answers tried (schema/engine/responses.py): replayed, or not because "
+    "an entry they were computed from changed",
+    ["outcome"],
+)
+
 QUERY_REFUSED = Counter(
     "graphql_queries_refused_total",
     "Query documents refused by a limit before validation or execution (schema/engine/limits.py), by limit",
@@ -159,6 +166,7 @@ def install_gc_timer() -> None:
 __all__ = [
     "GC_PAUSE",
     "GRAPHQL_PREPARED",
+    "GRAPHQL_REPLAYED",
     "POOL_EXHAUSTED",
     "QUERY_REFUSED",
     "exposition",

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # queries whose document validated before skip FastAPI's and Strawberry's
     # HTTP layers (api/lane.py); false: every request takes the full path
     graphql_fast_lane: bool = True
+    # answers made of permission entries alone, remembered per process and sent
+    # again while those entries are unchanged (schema/engine/responses.py); 0: off
+    response_cache_size: int = Field(4096, ge=0)
 
     # /metrics: with a token, only `Authorization: Bearer <token>` reads it;
     # without one it is served openly except in prod, where it is off (404)

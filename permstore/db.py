@@ -7,7 +7,6 @@ and one transaction. Every statement lives in a `.sql` file loaded by `read_sql`
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -89,19 +88,27 @@ class Database:
             1, int(settings.db_pool_max_size * settings.request_pool_share)
         )
         self._slots: asyncio.Semaphore | None = None
+        # connections this view has taken: a request that took none answered from
+        # the permission cache alone (schema/engine/responses.py)
+        self.connections = 0
 
     def for_request(self) -> Database:
         """A view for one request. Its statements (`fetch`, `fetchrow`,
         `fetchval`) wait for one of the request's slots; a transaction does not
         (a request runs its mutations one at a time, and a statement inside one
         runs on the transaction's connection), so nothing waits while holding."""
-        view = copy.copy(self)
-        view._slots = asyncio.Semaphore(self.request_slots)
+        view = Database.__new__(Database)
+        view.__dict__ = {
+            **self.__dict__,
+            "_slots": asyncio.Semaphore(self.request_slots),
+            "connections": 0,
+        }
         return view
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         acquired = False
+        self.connections += 1
         try:
             async with self.pool.acquire(timeout=self.acquire_timeout) as con:
                 acquired = True

@@ -75,6 +75,7 @@ class Context(BaseContext):
             return True
         confirmed = await self.stream.settle(xid)
         self.loaders.access_by_user_id.clear_all()
+        self.loaders.access.entries.clear()
         await self.load_viewer()
         return confirmed
 
@@ -110,13 +111,14 @@ class Context(BaseContext):
     async def load_access_page(
         self, user_ids: list[int], *, extra: int = 0
     ) -> list[UserAccess | None]:
-        """Permission entries of a whole page: the permission batch function called
-        directly (one MGET, one query for the misses), in chunks of the batch size
-        (+ `extra`: the caller's own entry does not split a full page in two)."""
+        """Permission entries of a whole page, through the request's memo (one MGET
+        and one query for the misses, of the entries not read before), in chunks
+        of the batch size (+ `extra`: the caller's own entry does not split a full
+        page in two)."""
         size = self.settings.loader_max_batch_size + extra
         out: list[UserAccess | None] = []
         for start in range(0, len(user_ids), size):
-            out += await self.loaders.access_batch(user_ids[start : start + size])
+            out += await self.loaders.access(user_ids[start : start + size])
         return out
 
     def viewer_access(self) -> UserAccess:

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from graphql import GraphQLSchema
 
     from schema.context import Context
+    from schema.engine.responses import ResponseCache
 
 
 class Prepared:
@@ -197,10 +199,44 @@ async def execute_prepared(
     return response
 
 
+async def answer_prepared(
+    schema: GraphQLSchema,
+    prepared: Prepared,
+    query: str,
+    *,
+    context: Context,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    want_cost: bool,
+    responses: ResponseCache,
+) -> bytes:
+    """The response body of a prepared query: remembered when it is still what
+    executing would answer (schema/engine/responses.py), else executed."""
+    key = responses.key(context, query, operation_name, variables, want_cost)
+    if key is not None:
+        body = await responses.replay(key, context)
+        if body is not None:
+            return body
+    result = await execute_prepared(
+        schema,
+        prepared.document,
+        context=context,
+        variables=variables,
+        operation_name=operation_name,
+        want_cost=want_cost,
+        costs=prepared.costs,
+    )
+    body = orjson.dumps(result)
+    if key is not None and "errors" not in result:
+        responses.remember(key, context, body)
+    return body
+
+
 __all__ = [
     "Prepared",
     "PreparedDocuments",
     "RememberValid",
+    "answer_prepared",
     "execute_prepared",
     "prepared_query",
 ]

@@ -151,11 +151,14 @@ async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_sti
         # (no mutation can commit meanwhile, so it cannot be stale)
         data, errs = await answer(f.client, perms_query(editor), f.token)
         assert errs == [] and data == warm["data"]
+        # the caller's own permissions too: its entry holds them
+        data, errs = await answer(f.client, "{ me { id permissions } }", f.token)
+        assert errs == [] and data["me"]["permissions"]
         # a miss, or anything that needs a row, is a coded error: never an empty list
         for query in (
             perms_query(cold),
             '{ user(id: "%d") { email permissions } }' % editor,
-            "{ me { permissions } }",
+            "{ me { email permissions } }",
         ):
             data, errs = await answer(f.client, query, f.token)
             assert errs == ["SERVICE_UNAVAILABLE"], (query, data, errs)
