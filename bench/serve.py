@@ -35,7 +35,7 @@ def main() -> None:
                 **{
                     k: v
                     for k, v in os.environ.items()
-                    if k.startswith(("PERMISSIONS_", "GC_"))
+                    if k.startswith(("PERMISSIONS_", "GC_", "RESPONSE_", "GRAPHQL_"))
                 },
             ) as server:
                 token = login(server.url)

@@ -46,6 +46,7 @@ from permbase.metrics import (
     REDIS_ERRORS,
 )
 from permcore.breaker import CircuitBreaker
+from permcore.coalesce import Coalesced
 from permcore.codec import (
     CacheRead,
     Corrupt,
@@ -111,6 +112,10 @@ class PermissionCache:
             settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
         )
         self._fill = client.register_script(_FILL_SCRIPT)
+        # reads of the same loop turn share one MGET (permcore/coalesce.py)
+        self._reads = Coalesced(
+            lambda keys: self._call("mget", lambda: self.client.mget(keys))
+        )
         # False while an invalidation may be missing from Redis (see permcore/stream.py):
         # reads and fills skip Redis until the change stream has caught up
         self.trusted = False
@@ -187,13 +192,14 @@ class PermissionCache:
     # -- reads ---------------------------------------------------------------
 
     async def read(self, user_ids: Sequence[int]) -> CacheRead | None:
-        """One MGET of values, fill tokens and the epoch. None: Redis unavailable."""
+        """One MGET of values, fill tokens and the epoch (shared with the reads
+        of the same loop turn). None: Redis unavailable."""
         if not (self.trusted and self.enabled):
             return None
         keys = [self.epoch_key]
         keys += [self.key(u) for u in user_ids]
         keys += [self.gen_key(u) for u in user_ids]
-        raw = await self._call("mget", lambda: self.client.mget(keys))
+        raw = await self._reads.get(keys)
         if raw is None:
             return None
         n = len(user_ids)

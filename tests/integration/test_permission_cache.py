@@ -618,3 +618,34 @@ async def test_a_value_replaced_in_redis_is_read_anew(
         got[0] is not None and got[0].roles == ("viewer",) and sql.permission_sql == 1
     )
     assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
+
+
+async def test_concurrent_requests_share_their_mget_and_each_gets_its_own_answer(
+    client: httpx.AsyncClient,
+    admin_token: str,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    resources: State,
+) -> None:
+    """Requests whose reads meet in one turn of the event loop read Redis with
+    one MGET (permcore/coalesce.py); each answer is its own, and a change made
+    before they start is seen by every one of them."""
+    async with acquire(pool) as con:
+        await seed(con, users=20)
+    ids = list(range(2, 22))
+    queries = [f'{{ user(id: "{u}") {{ id permissions }} }}' for u in ids]
+    alone = [await gql(client, q, token=admin_token) for q in queries]  # warm
+    before = await commandstats(redis_client)
+    together = await asyncio.gather(
+        *(gql(client, q, token=admin_token) for q in queries)
+    )
+    assert together == alone
+    assert 1 <= (await redis_calls(redis_client, before))["mget"] < len(queries)
+
+    async with acquire(pool) as con, con.transaction():
+        await con.execute("delete from user_roles where user_id = $1", ids[0])
+        xid = int(await con.fetchval("select pg_current_xact_id()::text"))
+    assert await resources["stream"].settle(xid)  # as a mutation waits for it
+    after = await asyncio.gather(*(gql(client, q, token=admin_token) for q in queries))
+    assert after[0]["data"]["user"]["permissions"] == []
+    assert after[1:] == alone[1:]

@@ -1,0 +1,89 @@
+"""Reads of the same loop turn share one fetch (permcore/coalesce.py), with a
+fake fetch at the seam. The same on real Redis, one MGET for concurrent requests:
+tests/integration/test_permission_cache.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import given, settings, strategies as st
+
+from permcore.coalesce import Coalesced
+
+
+class Store:
+    """Redis as a dict; records each fetch; `down`: every fetch fails (None)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.data = {f"k{i}": f"v{i}" for i in range(50)}
+        self.fetches: list[list[str]] = []
+        self.down = False
+        self.delay = delay
+
+    async def fetch(self, keys: list[str]) -> list[Any] | None:
+        self.fetches.append(keys)
+        await asyncio.sleep(self.delay)
+        return None if self.down else [self.data.get(k) for k in keys]
+
+
+key_lists = st.lists(
+    st.lists(st.sampled_from([f"k{i}" for i in range(60)]), min_size=1, max_size=8),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(asked=key_lists, max_keys=st.integers(1, 20))
+@settings(max_examples=100, deadline=None)
+def test_each_caller_gets_its_own_keys_in_order(
+    asked: list[list[str]], max_keys: int
+) -> None:
+    async def run() -> None:
+        store = Store()
+        reads = Coalesced(store.fetch, max_keys=max_keys)
+        answers = await asyncio.gather(*(reads.get(keys) for keys in asked))
+        assert answers == [[store.data.get(k) for k in keys] for keys in asked]
+        distinct = {k for keys in asked for k in keys}
+        # keys are fetched once per batch; a batch holds at most max_keys distinct
+        # keys unless one caller alone asks for more
+        for fetched in store.fetches:
+            assert len(fetched) == len(set(fetched))
+            assert len(fetched) <= max(max_keys, max(len(set(k)) for k in asked))
+        if len(distinct) <= max_keys:
+            assert len(store.fetches) == 1
+
+    asyncio.run(run())
+
+
+async def test_one_fetch_per_turn_not_per_caller() -> None:
+    store = Store()
+    reads = Coalesced(store.fetch)
+    first = list(await asyncio.gather(reads.get(["k1", "k2"]), reads.get(["k2", "k3"])))
+    assert first == [["v1", "v2"], ["v2", "v3"]]
+    assert store.fetches == [["k1", "k2", "k3"]]
+    assert await reads.get(["k4"]) == ["v4"]  # a later turn: a fetch of its own
+    assert len(store.fetches) == 2
+
+
+async def test_a_failed_fetch_fails_every_caller_of_the_batch() -> None:
+    store = Store()
+    store.down = True
+    reads = Coalesced(store.fetch)
+    assert list(await asyncio.gather(reads.get(["k1"]), reads.get(["k2"]))) == [
+        None,
+        None,
+    ]
+    store.down = False
+    assert await reads.get(["k1"]) == ["v1"]
+
+
+async def test_a_cancelled_caller_cancels_only_its_own_wait() -> None:
+    store = Store(delay=0.05)
+    reads = Coalesced(store.fetch)
+    leaving = asyncio.ensure_future(reads.get(["k1"]))
+    staying = asyncio.ensure_future(reads.get(["k1", "k2"]))
+    await asyncio.sleep(0.01)  # the fetch is in flight
+    leaving.cancel()
+    assert await staying == ["v1", "v2"]
+    assert len(store.fetches) == 1
