@@ -21,6 +21,7 @@ from schema.engine.consistency import ConsistencyToken
 from schema.engine.errors import PermgraphSchema, ShapeErrors
 from schema.engine.execution import PermgraphExecutionContext, use_default_resolvers
 from schema.engine.limits import LimitedValidation
+from schema.engine.plans import mark_plain
 from schema.engine.prepared import PreparedDocuments, RememberValid
 from schema.engine.rules import OneLoginPerDocument
 from schema.engine.viewer import LoadViewer
@@ -85,9 +86,10 @@ def build_schema(
     # the per-item fields of a user resolve through graphql-core directly
     user_type = schema._schema.type_map["User"]
     assert isinstance(user_type, GraphQLObjectType)  # noqa: S101 - built just above
-    user_type.fields["permissions"].resolve = resolve_permissions
-    user_type.fields["roles"].resolve = resolve_roles
-    user_type.fields["hasPermission"].resolve = resolve_has_permission
+    # (plain: they read only the context; plans may call them: schema/engine/plans.py)
+    user_type.fields["permissions"].resolve = mark_plain(resolve_permissions)
+    user_type.fields["roles"].resolve = mark_plain(resolve_roles)
+    user_type.fields["hasPermission"].resolve = mark_plain(resolve_has_permission)
     return schema
 
 

@@ -22,6 +22,8 @@ from graphql import (
 from strawberry.schema import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.engine.plans import Planner, run
+
 _STR_ONLY = {str}
 _SEQUENCES = (list, tuple)  # orjson writes both as arrays
 
@@ -73,6 +75,34 @@ class StrayCancellation(RuntimeError):
 
 
 class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    plans = True  # objects whose selection is plain complete by plan (plans.py)
+    _planner: Planner | None = None
+
+    def complete_object_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """By its plan when the selection is plain (schema/engine/plans.py);
+        otherwise, or when the plan gives up on this value, graphql-core's."""
+        if self.plans:
+            planner = self._planner
+            if planner is None:
+                planner = self._planner = Planner(self)
+            plan = planner.plan(return_type, field_details_list)
+            if plan is not None:
+                try:
+                    return run(plan, result)
+                except Exception:  # noqa: BLE001, S110 - NotPlain or a resolver's error: graphql-core completes it, errors and all
+                    pass
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         """graphql-core turns every Exception of a resolver into a located error,
         but asyncio.CancelledError is no Exception: one that escaped here (a field
@@ -106,6 +136,7 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
         objects per request on the lane). Execution is over here: cut it."""
         response = super().build_response(data)
         self.async_helpers = None  # type: ignore[assignment]  # execution is over: nothing reads it again
+        self._planner = None  # it holds the executor too
         return response
 
     def complete_list_value(
