@@ -87,22 +87,32 @@ class AccessMemo:
     Both ways of reading entries go through it: the DataLoader (one user here and
     there: the caller, a member) and a page known in one piece (called directly:
     no future per key). So an entry is read once per request, whichever way asked
-    first, and `entries` says what the request's answer was computed from
-    (schema/engine/responses.py). Cleared after the request's own write."""
+    first (two calls in flight at once may both read it: `mixed` says whether
+    they got different entries), and `entries` says what the request's answer
+    was computed from (schema/engine/responses.py). Cleared after the request's
+    own write."""
 
-    __slots__ = ("entries", "load")
+    __slots__ = ("entries", "load", "mixed")
 
     def __init__(
         self, load: Callable[[Sequence[int]], Awaitable[list[UserAccess | None]]]
     ) -> None:
         self.load = load
         self.entries: dict[int, UserAccess | None] = {}
+        # two overlapping reads of one user got different entries: the request
+        # may have used both, so `entries` does not say what it was computed from
+        self.mixed = False
 
     async def __call__(self, user_ids: Sequence[int]) -> list[UserAccess | None]:
         entries = self.entries
         missing = [u for u in dict.fromkeys(user_ids) if u not in entries]
         if missing:
-            entries.update(zip(missing, await self.load(missing), strict=True))
+            loaded = await self.load(missing)
+            for user_id, access in zip(missing, loaded, strict=True):
+                # (read by an overlapping call meanwhile, and changed since)
+                if entries.get(user_id, access) is not access:
+                    self.mixed = True
+                entries[user_id] = access
         return [entries[u] for u in user_ids]
 
 

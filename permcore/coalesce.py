@@ -17,8 +17,11 @@ goes in, a per-caller answer comes out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 Fetch = Callable[[list[str]], Awaitable[list[Any] | None]]
 
@@ -26,9 +29,9 @@ Fetch = Callable[[list[str]], Awaitable[list[Any] | None]]
 class Coalesced:
     """`get(keys)`: the values of `keys` in order, or None when the fetch failed;
     fetched with the other `get`s of the same loop turn, up to `max_keys`
-    distinct keys per fetch."""
+    distinct keys per fetch (a caller asking for more has a fetch of its own)."""
 
-    __slots__ = ("_fetch", "_keys", "_tasks", "_waiting", "max_keys")
+    __slots__ = ("_fetch", "_keys", "_loop", "_tasks", "_waiting", "max_keys")
 
     def __init__(self, fetch: Fetch, max_keys: int = 4096) -> None:
         self._fetch = fetch
@@ -36,14 +39,19 @@ class Coalesced:
         self._keys: dict[str, int] = {}  # the batch being gathered: key -> position
         self._waiting: list[tuple[Sequence[str], asyncio.Future[list[Any] | None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # fetches in flight (kept alive)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the gathering batch's
 
     def get(self, keys: Sequence[str]) -> Awaitable[list[Any] | None]:
         loop = asyncio.get_running_loop()
+        if self._waiting and self._loop is not loop:
+            # gathered on a loop that stopped before sending it: nobody waits now
+            self._keys, self._waiting = {}, []
         if self._waiting and len(self._keys) + len(keys) > self.max_keys:
             fresh = sum(1 for k in dict.fromkeys(keys) if k not in self._keys)
             if len(self._keys) + fresh > self.max_keys:
                 self._send()  # this batch is full: it goes now
         if not self._waiting:
+            self._loop = loop
             loop.call_soon(self._send)
         positions = self._keys
         for key in keys:
@@ -70,7 +78,9 @@ class Coalesced:
         values: list[Any] | None = None
         try:
             values = await self._fetch(keys)
-        finally:  # a waiter never hangs: cancelled at shutdown, each gets None
+        except Exception:  # the fetch reports Redis failures as None; this is a bug
+            logger.exception("coalesced fetch of %d keys failed", len(keys))
+        finally:  # a waiter never hangs: failed, or cancelled at shutdown, each gets None
             for wanted, future in waiting:
                 if not future.done():
                     future.set_result(

@@ -11,9 +11,10 @@ permission entries), and most fields are attribute reads.
 A plan is built once per request for an object type and the field nodes that
 select it (as graphql-core memoizes `collect_subfields`), and only when every
 field selected below is **plain**: `__typename`; a field read by graphql-core's
-default resolver or by Strawberry's resolver of a field without one (both read
-an attribute); or a resolver marked `plain` (`mark_plain`: it reads only
-`info.context`). Arguments are coerced when the plan is built; object types
+default resolver or by Strawberry's resolver of a field without a resolver,
+extension or permission class (both read an attribute); or a resolver marked
+`plain` (`mark_plain`: it reads only `info.context`, and runs its own permission
+check). A field guarded by a Strawberry extension is never plain. Arguments are coerced when the plan is built; object types
 must have no `is_type_of`; no abstract types, no `@defer`, no middleware.
 
 Running a plan completes the object in one synchronous walk and returns the
@@ -34,6 +35,7 @@ from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
+    GraphQLField,
     GraphQLID,
     GraphQLList,
     GraphQLNonNull,
@@ -91,7 +93,7 @@ class Planner:
         if known is None:
             try:
                 built: Plan | None = self._build(object_type, fields)
-            except NotPlain:
+            except Exception:  # noqa: BLE001 - NotPlain, or arguments that do not coerce: graphql-core says so, at the field
                 built = None
             known = self._plans[key] = (fields, built)
         return known[1]
@@ -127,13 +129,14 @@ class Planner:
                 if field_def.args or first.node.arguments
                 else {}
             )
-            read = self._reader(field_def.resolve, field_name, args)
+            read = self._reader(field_def, field_name, args)
             plan.append((name, read, self._completer(field_def.type, details)))
         return plan
 
     def _reader(
-        self, resolve: Any, field_name: str, args: dict[str, Any]
+        self, field_def: GraphQLField, field_name: str, args: dict[str, Any]
     ) -> Callable[[Any], Any]:
+        resolve = field_def.resolve
         if resolve is None:  # graphql-core's default resolver
             if args:
                 raise NotPlain
@@ -147,7 +150,13 @@ class Planner:
                 return value
 
             return attribute
-        if getattr(resolve, "_is_default", False) and not args:
+        definition = field_def.extensions.get("strawberry-definition")
+        if (
+            definition is not None
+            and definition.is_basic_field  # no resolver, no extension (permission checks)
+            and not definition.permission_classes
+            and not args
+        ):
             # Strawberry's resolver of a field without one: an attribute read
             return lambda source: resolve(source, None)
         if getattr(resolve, "plain", False):
@@ -196,7 +205,15 @@ class Planner:
             plan = self.plan(return_type, fields)
             if plan is None:
                 raise NotPlain
-            return lambda value: None if value is None else run(plan, value)
+
+            def as_object(value: Any) -> Any:
+                if value is None:
+                    return None
+                if value is Undefined or isinstance(value, Exception):
+                    raise NotPlain
+                return run(plan, value)
+
+            return as_object
         raise NotPlain  # enums, interfaces, unions: graphql-core's
 
 

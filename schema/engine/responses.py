@@ -16,9 +16,12 @@ remembered in place of the old one.
 "The very entry": the permission cache decodes each distinct cached value once
 per process and hands out the same `UserAccess` object for the same bytes and
 epoch (permcore/cache.py), so identity is the test. An entry loaded from
-PostgreSQL (a miss, a distrusted cache) is a new object: such an answer is not
-remembered, nor is one that read anything else from PostgreSQL (a row, a page),
-one with errors, one asked with a consistency token, or an anonymous one.
+PostgreSQL (a miss, a distrusted cache) is an object no later read returns:
+an answer computed from one is not remembered when this request took a
+connection (one that waited for another request's load is, and is simply never
+replayed). Nor is an answer that read anything else from PostgreSQL (a row, a
+page), one whose request read a user twice and got two different entries, one
+with errors, one asked with a consistency token, or an anonymous one.
 """
 
 from __future__ import annotations
@@ -99,10 +102,11 @@ class ResponseCache:
     def remember(self, key: Hashable, context: Context, body: bytes) -> None:
         """Keep an answer without errors if the request read nothing but cached
         permission entries (no statement on its database view)."""
-        if context.db.connections or len(body) > self.max_body:
+        memo = context.loaders.access
+        if context.db.connections or memo.mixed or len(body) > self.max_body:
             self._answers.pop(key, None)
             return
-        seen = context.loaders.access.entries
+        seen = memo.entries
         self._answers[key] = _Answer(body, list(seen), list(seen.values()))
         self._answers.move_to_end(key)
         while len(self._answers) > self.maxsize:

@@ -167,3 +167,41 @@ async def test_a_page_of_users_is_completed_by_plan(
     )
     assert status == 200 and len(body["data"]["users"]["edges"]) == 20
     assert runs == [True]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        # an argument that does not coerce: graphql-core's error, at the field
+        (
+            'query Q($c: String = "users:read") { me { id hasPermission(code: $c) } }',
+            {"c": None},
+        ),
+        (
+            "query Q($c: String!) { users(first: 2) { edges { node { a: hasPermission(code: $c) } } } }",
+            {"c": "users:read"},
+        ),
+    ],
+)
+async def test_arguments_from_variables_answer_as_graphql_core(
+    client: httpx.AsyncClient,
+    callers: dict[str, str],
+    query: str,
+    variables: dict[str, Any],
+) -> None:
+    async def ask_with(plans: bool) -> tuple[int, Any]:
+        PermgraphExecutionContext.plans = plans
+        try:
+            response = await client.post(
+                "/graphql",
+                json={
+                    "query": f"{query}\n# {uuid.uuid4().hex}",
+                    "variables": variables,
+                },
+                headers={"Authorization": f"Bearer {callers['admin']}"},
+            )
+        finally:
+            PermgraphExecutionContext.plans = True
+        return response.status_code, response.json()
+
+    assert await ask_with(True) == await ask_with(False)

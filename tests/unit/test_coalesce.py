@@ -81,8 +81,12 @@ async def test_a_failed_fetch_fails_every_caller_of_the_batch() -> None:
 async def test_a_cancelled_caller_cancels_only_its_own_wait() -> None:
     store = Store(delay=0.05)
     reads = Coalesced(store.fetch)
-    leaving = asyncio.ensure_future(reads.get(["k1"]))
-    staying = asyncio.ensure_future(reads.get(["k1", "k2"]))
+
+    async def wait(keys: list[str]) -> list[Any] | None:
+        return await reads.get(keys)
+
+    leaving = asyncio.ensure_future(wait(["k1"]))
+    staying = asyncio.ensure_future(wait(["k1", "k2"]))
     await asyncio.sleep(0.01)  # the fetch is in flight
     leaving.cancel()
     assert await staying == ["v1", "v2"]

@@ -14,7 +14,7 @@ from functools import partial
 
 import pytest
 
-from loaders.factory import SharedLoader
+from loaders.factory import AccessMemo, SharedLoader
 from permcore.codec import CacheRead
 from permcore.fill import load_and_fill
 from permcore.read import load_access
@@ -308,3 +308,28 @@ async def test_the_keepers_fill_reports_refusals_and_a_failed_write_back() -> No
     # Redis failed: the keeper stops
     _, refused = await load_and_fill(read, [1], store, cache=cache)
     assert refused is None
+
+
+async def test_overlapping_reads_that_disagree_are_flagged() -> None:
+    """Two calls of the request's memo in flight at once may both read a user;
+    if the entry changed between their reads the request saw both, and its
+    answer must not be remembered as computed from one (schema/engine/responses.py)."""
+    versions = iter([entry(7, "a:read"), entry(7, "b:read")])
+    gate = asyncio.Event()
+
+    async def load(user_ids: Sequence[int]) -> list[Entry]:
+        await gate.wait()
+        return [next(versions) for _ in user_ids]
+
+    memo = AccessMemo(load)
+    first = asyncio.ensure_future(memo([7]))
+    second = asyncio.ensure_future(memo([7]))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(first, second)
+    assert memo.mixed
+
+    eight = entry(8)
+    same = AccessMemo(lambda ids: asyncio.sleep(0, [eight] * len(ids)))
+    await asyncio.gather(same([8]), same([8, 8]))
+    assert not same.mixed  # the same object both times: nothing to flag
