@@ -1,13 +1,17 @@
 """The FastAPI application: `uvicorn api.main:create_app --factory`.
 
 The edge, outermost first: SecurityHeaders -> BodyLimit -> GraphQLLane (prepared
-documents, api/lane.py) -> the Strawberry router (api/router.py) with the
+documents, api/lane.py), outside FastAPI's own middleware (`PermgraphApp`) ->
+the Strawberry router (api/router.py) with the
 request's context (api/context.py); the lifespan (api/lifespan.py) opens what
 they share. Below the edge: schema/ -> loaders/ -> permcore/ | permauth/ ->
 permstore/ -> permbase/ (README "Layout").
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,17 +30,38 @@ from permbase.settings import Settings, get_settings
 from schema.engine.responses import ResponseCache
 from schema.root import build_schema
 
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+class PermgraphApp(FastAPI):
+    """FastAPI with permgraph's edge (`edge`: SecurityHeaders -> BodyLimit ->
+    GraphQLLane) outermost, outside FastAPI's own middleware (server errors,
+    telemetry, its body limit, exception handlers): a query on the lane is
+    answered without passing through them, and what the lane leaves to the app
+    passes through all of them as before. Their `send` wrappers and checks were
+    ~10 % of a remembered answer's CPU (bench/README.md, section 13)."""
+
+    edge: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return inner if self.edge is None else self.edge(inner)
+
+
+def create_app(settings: Settings | None = None) -> PermgraphApp:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
-    app = FastAPI(
+    app = PermgraphApp(
         title="permgraph",
         lifespan=lifespan_for(settings),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        telemetry=None
+        if settings.otel_telemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     schema = build_schema(
         max_depth=settings.max_query_depth,
@@ -77,15 +102,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_health_routes(app, settings)
 
-    app.add_middleware(
-        GraphQLLane,
-        schema=schema,
-        responses=ResponseCache(settings.response_cache_size),
-        fast=settings.graphql_fast_lane,
-    )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    responses = ResponseCache(settings.response_cache_size)
+
+    def edge(inner: ASGIApp) -> ASGIApp:
+        lane = GraphQLLane(
+            inner, schema, responses=responses, fast=settings.graphql_fast_lane
+        )
+        return SecurityHeaders(BodyLimit(lane, limit=settings.max_body_bytes))
+
+    app.edge = edge
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["PermgraphApp", "create_app"]
