@@ -134,15 +134,23 @@ def serving(settings: Settings, workers: int) -> Iterator[str]:
             time.sleep(0.2)
         yield spec.url
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, signal.SIGTERM, 30)
         with suppress(ProcessLookupError):  # a worker the supervisor left behind
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> bool:
+    """Send `sig` to the process group; SIGKILL it after `timeout` seconds.
+    True when it had to be killed."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+    return False
 
 
 # -- Q1 and Q2: the driver ------------------------------------------------------
@@ -178,13 +186,7 @@ def side_by_side(
         rc = proc.wait()
     except BaseException:
         # Ctrl-C for its group: wrk and side_by_side.py stop, its EXIT trap stops the peer
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if stop_group(proc, signal.SIGINT, 60):  # the trap did not run: stop it here
             stop = args.peer_bench / "peer" / "stop.sh"
             subprocess.run([str(stop), str(args.peer_workdir)], check=False)
         raise
