@@ -20,6 +20,7 @@ parsed and validated; the store is a bounded LRU keyed by the exact text.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -37,10 +38,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from permbase.errors import AppError
 from schema.engine.errors import add_codes, log_errors, mask
 from schema.engine.execution import PermgraphExecutionContext
 from schema.engine.limits import QueryCost, query_cost
 from schema.engine.viewer import self_authorizing
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
@@ -214,7 +218,14 @@ async def answer_prepared(
     executing would answer (schema/engine/responses.py), else executed."""
     key = responses.key(context, query, operation_name, variables, want_cost)
     if key is not None:
-        body = await responses.replay(key, context)
+        try:
+            body = await responses.replay(key, context)
+        except (
+            Exception
+        ) as exc:  # execution answers it, coded (a miss with PostgreSQL down)
+            if not isinstance(exc, AppError):
+                logger.exception("replaying a remembered answer failed")
+            body = None
         if body is not None:
             return body
     result = await execute_prepared(

@@ -95,7 +95,10 @@ class ResponseCache:
             if now is not then:
                 GRAPHQL_REPLAYED.labels("changed").inc()
                 return None
-        self._answers.move_to_end(key)
+        if (
+            self._answers.get(key) is answer
+        ):  # (another request may have replaced it meanwhile)
+            self._answers.move_to_end(key)
         GRAPHQL_REPLAYED.labels("replayed").inc()
         return answer.body
 

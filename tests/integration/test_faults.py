@@ -167,6 +167,29 @@ async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_sti
         assert errs == [] and data["user"]["permissions"] == VIEWER
 
 
+async def test_a_remembered_answer_whose_entry_is_gone_while_postgres_is_down(
+    settings: Settings, editor: int, redis_client: aioredis.Redis
+) -> None:
+    """The lane remembered the answer; the entry then left Redis (expired,
+    invalidated) while PostgreSQL is down: the replay's read misses and cannot
+    load it, and the request is answered as executing answers it (a coded
+    SERVICE_UNAVAILABLE), never a bare HTTP 500."""
+    async with faulty_app(settings) as f:
+        for _ in range(4):  # full path twice, the lane executes, the lane replays
+            warm = await gql(f.client, perms_query(editor), token=f.token)
+        await redis_client.delete(f"{settings.permissions_cache_prefix}{editor}")
+        await f.postgres.set("refuse")
+        response = await f.client.post(
+            "/graphql",
+            json={"query": perms_query(editor)},
+            headers={"Authorization": f"Bearer {f.token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+        await f.postgres.set("pass")
+        assert await gql(f.client, perms_query(editor), token=f.token) == warm
+
+
 async def test_pool_exhaustion_is_a_quick_coded_error_and_the_pool_recovers(
     settings: Settings, editor: int
 ) -> None:
