@@ -11,7 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """413 before parsing when a request body is larger than `limit` bytes."""
+    """413 before parsing when a request body is larger than `limit` bytes.
+
+    It sits outside FastAPI's own error middleware (api/main.py): a route behind
+    that middleware that read a chunked body past the limit would see its 500
+    sent before this 413; today only the lane reads a POST body."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -77,19 +81,56 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [
                     h for h in message.get("headers", ()) if h[0] != b"cache-control"
                 ]
                 message = {**message, "headers": headers + self.HEADERS}
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            # what escaped everything inside (the lane runs outside FastAPI's own
+            # error middleware): a coded JSON 500 with these headers, then the
+            # server logs the exception
+            if not started:
+                await _internal_error(with_headers)
+            raise
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def _internal_error(send: Send) -> None:
+    body = orjson.dumps(
+        {
+            "data": None,
+            "errors": [
+                {
+                    "message": "Unexpected error.",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                }
+            ],
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -112,8 +112,8 @@ GRAPHQL_PREPARED = Counter(
 
 GRAPHQL_REPLAYED = Counter(
     "graphql_responses_replayed_total",
-    "Remembered answers tried (schema/engine/responses.py): replayed, or not because "
-    "an entry they were computed from changed",
+    "Remembered answers tried (schema/engine/responses.py): replayed, changed (an "
+    "entry they were computed from changed), failed (reading the entries failed)",
     ["outcome"],
 )
 

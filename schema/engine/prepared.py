@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.utils.await_maybe import await_maybe
 
 from permbase.errors import AppError
+from permbase.metrics import GRAPHQL_REPLAYED
 from schema.engine.errors import add_codes, log_errors, mask
 from schema.engine.execution import PermgraphExecutionContext
 from schema.engine.limits import QueryCost, query_cost
@@ -223,8 +224,12 @@ async def answer_prepared(
         except (
             Exception
         ) as exc:  # execution answers it, coded (a miss with PostgreSQL down)
+            GRAPHQL_REPLAYED.labels("failed").inc()
             if not isinstance(exc, AppError):
-                logger.exception("replaying a remembered answer failed")
+                logger.exception(
+                    "replaying a remembered answer failed (request %s)",
+                    context.request_id,
+                )
             body = None
         if body is not None:
             return body

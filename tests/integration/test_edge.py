@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import httpx
@@ -261,3 +262,26 @@ async def test_metrics_are_a_setting(settings: Settings) -> None:
         _,
     ):  # dev and test: open unless a token is set
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_an_unexpected_error_on_the_lane_is_a_coded_500_with_the_headers(
+    running: tuple[Any, Any], admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane runs outside FastAPI's own error middleware: what escapes it is
+    still a JSON 500 with a code and the security headers (and is logged)."""
+
+    async def boom(*_args: Any, **_kwargs: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("api.lane.answer_prepared", boom)
+    transport = httpx.ASGITransport(app=running[1], raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = {"query": f"{{ me {{ id }} }} # {uuid.uuid4().hex}"}
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        for _ in range(2):  # the full path, until the document is known
+            await client.post("/graphql", json=body, headers=headers)
+        response = await client.post("/graphql", json=body, headers=headers)
+    assert response.status_code == 500
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
