@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from api.context import context_for
+from api.middleware import coded, send_json
 from permauth.tokens import MAX_AUTHORIZATION_BYTES
 from permbase.errors import AppError
 from permbase.metrics import GRAPHQL_PREPARED
@@ -196,20 +197,7 @@ def _payload(body: bytes) -> dict[str, Any] | str:
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = orjson.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", _JSON),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, {"data": None, "errors": [coded(message, code)]})
 
 
 def _canonical(scope: Scope) -> Scope:

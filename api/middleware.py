@@ -108,22 +108,13 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _internal_error(send: Send) -> None:
-    body = orjson.dumps(
-        {
-            "data": None,
-            "errors": [
-                {
-                    "message": "Unexpected error.",
-                    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
-                }
-            ],
-        }
-    )
+async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    """One whole JSON response (the edge's own answers: 413, 415, 400, 500)."""
+    body = orjson.dumps(payload)
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -131,30 +122,21 @@ async def _internal_error(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def coded(message: str, code: str) -> dict[str, Any]:
+    """An error as the responses carry it."""
+    return {"message": message, "extensions": {"code": code}}
+
+
+async def _internal_error(send: Send) -> None:
+    error = coded("Unexpected error.", "INTERNAL_SERVER_ERROR")
+    await send_json(send, 500, {"data": None, "errors": [error]})
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "errors": [
-                {
-                    "message": f"Request body larger than {limit} bytes.",
-                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                }
-            ]
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    error = coded(f"Request body larger than {limit} bytes.", "PAYLOAD_TOO_LARGE")
+    await send_json(send, 413, {"errors": [error]})
 
 
-__all__ = ["BodyLimit", "SecurityHeaders"]
+__all__ = ["BodyLimit", "SecurityHeaders", "coded", "send_json"]

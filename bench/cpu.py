@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.context import context_for  # noqa: E402
 from api.main import create_app  # noqa: E402
-from bench.permissions import JWT_SECRET, drop, prepare  # noqa: E402
+from bench.permissions import bench_settings, drop, prepare  # noqa: E402
 from permauth.tokens import TokenService  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
@@ -165,14 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(
-            environment="prod",
-            database_url=url,
-            redis_url=redis_url,
-            jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-            log_level="WARNING",
-            permissions_cache_keep_warm=False,
-        )
+        settings = bench_settings(url, redis_url, permissions_cache_keep_warm=False)
         try:
             rows = asyncio.run(measure(settings, args.rounds))
         finally:

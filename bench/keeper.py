@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.permissions import create  # noqa: E402
+from bench.permissions import bench_settings, create  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache  # noqa: E402
 from permcore.connection import CountingConnection, create_redis  # noqa: E402
@@ -161,13 +160,7 @@ def main() -> None:
         for users in sizes:
             print(f"{users:,} users:")
             url = asyncio.run(prepare(admin_db, users))
-            settings = Settings(
-                environment="prod",
-                database_url=url,
-                redis_url=redis_url,
-                jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
-                log_level="WARNING",
-            )
+            settings = bench_settings(url, redis_url)
             r = asyncio.run(measure(settings, users))
             print(
                 f"  full pass: {r['users']:,.0f} users in {r['pass_s']:.1f} s,"

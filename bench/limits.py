@@ -215,18 +215,13 @@ def describe(response: Any) -> str:
 
 
 def fan_outs(rounds: int) -> None:
-    from bench.permissions import JWT_SECRET, drop, prepare
+    from bench.permissions import bench_settings, drop, prepare
     from permdev.embedded import services
 
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(
-            environment="prod",
-            database_url=url,
-            redis_url=redis_url,
-            jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-            log_level="ERROR",
-            permissions_cache_keep_warm=False,
+        settings = bench_settings(
+            url, redis_url, log_level="ERROR", permissions_cache_keep_warm=False
         )
         rows = []
         try:

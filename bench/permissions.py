@@ -62,6 +62,26 @@ from permstore.migrate import migrate  # noqa: E402
 USERS = 10_000
 ADMIN_PASSWORD = "bench-admin-password-" + secrets.token_hex(4)
 JWT_SECRET = secrets.token_urlsafe(48)
+
+
+def bench_settings(
+    database_url: str, redis_url: str, *, prod: bool = True, **changes: Any
+) -> Settings:
+    """A benchmark's settings: its own servers, this run's JWT secret; `prod`:
+    the production profile, logging warnings only (else the test profile)."""
+    profile: dict[str, Any] = (
+        {"environment": "prod", "log_level": "WARNING"}
+        if prod
+        else {"environment": "test"}
+    )
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=JWT_SECRET,
+        **{**profile, **changes},
+    )
+
+
 PERMISSION_QUERY_MARK = (
     "coalesce(p.codes"  # in the loader query (pg_stat_statements drops comments)
 )
@@ -618,12 +638,7 @@ def main() -> None:
 
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(
-            environment="test",
-            database_url=url,
-            redis_url=redis_url,
-            jwt_secret=JWT_SECRET,
-        )  # type: ignore[arg-type]
+        settings = bench_settings(url, redis_url, prod=False)
         try:
             report = [
                 f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -15,20 +15,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.permissions import JWT_SECRET, Server, drop, login, prepare  # noqa: E402
-from permbase.settings import Settings  # noqa: E402
+from bench.permissions import Server, bench_settings, drop, login, prepare  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 
 
 def main() -> None:
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(
-            environment="test",
-            database_url=url,
-            redis_url=redis_url,
-            jwt_secret=JWT_SECRET,
-        )  # type: ignore[arg-type]
+        settings = bench_settings(url, redis_url, prod=False)
         try:
             with Server(
                 settings,

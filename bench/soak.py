@@ -39,16 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.permissions import (  # noqa: E402
-    JWT_SECRET,
     PERMISSION_QUERY_MARK,
     USERS,
     Server,
+    bench_settings,
     login,
     pct,
     prepare,
     table,
 )
-from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 READ = '{ user(id: "%d") { permissions } }'
@@ -230,12 +229,7 @@ def main() -> None:
                 await con.close()
 
         viewer = asyncio.run(viewer_role_id())
-        settings = Settings(
-            environment="test",
-            database_url=url,
-            redis_url=rd.url,
-            jwt_secret=JWT_SECRET,
-        )  # type: ignore[arg-type]
+        settings = bench_settings(url, rd.url, prod=False)
 
         with Server(settings) as server:
             token = login(server.url)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import secrets
 import statistics
 import sys
 import time
@@ -38,7 +37,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.permissions import Server, create  # noqa: E402
+from bench.permissions import Server, bench_settings, create  # noqa: E402
 from permauth.tokens import TokenService  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache, create_redis  # noqa: E402
@@ -313,13 +312,7 @@ def main() -> None:
     parts = set(args.parts.split(","))
     with services() as (admin_db, redis_url):
         url = asyncio.run(prepare(admin_db))
-        settings = Settings(
-            environment="prod",
-            database_url=url,
-            redis_url=redis_url,
-            jwt_secret=secrets.token_urlsafe(48),  # type: ignore[arg-type]
-            log_level="WARNING",
-        )
+        settings = bench_settings(url, redis_url)
         if "latency" in parts:
             print_latency(settings, args.runs)
         if "triggers" in parts:
