@@ -108,6 +108,18 @@ def cases(size: int, role_id: str) -> list[Case]:
             {"f": {"emailContains": "9"}},
         ),
         Case(
+            'users(filter: {emailContains: "user1000"}) (2 at 10k, 1,112 at 1M)',
+            "page",
+            page,
+            {"f": {"emailContains": "user1000"}},
+        ),
+        Case(
+            'users(filter: {emailContains: "er50"}) (1.1% of users)',
+            "page",
+            page,
+            {"f": {"emailContains": "er50"}},
+        ),
+        Case(
             "users(filter: {isActive: false}) (the last 20)",
             "page",
             page,
@@ -139,6 +151,12 @@ def cases(size: int, role_id: str) -> list[Case]:
             "2 filters",
             page,
             {"f": {"role": "team-03", "emailContains": f"user{size}@"}},
+        ),
+        Case(
+            'users(filter: {role: "team-03", emailContains: "er50"}) (0.1% of users)',
+            "2 filters",
+            page,
+            {"f": {"role": "team-03", "emailContains": "er50"}},
         ),
         Case(
             "roles { name members(first: 5) { edges { node { id } } } }",

@@ -26,7 +26,7 @@ COUNT_ALL = read_sql("users/count_all")
 COUNT_BY_ACTIVE = read_sql("users/count_by_active")
 COUNT_BY_EMAIL = read_sql("users/count_by_email")
 COUNT_BY_ROLE = read_sql("users/count_by_role")
-SET_CUSTOM_PLANS = read_sql("users/set_custom_plans")
+PLAN_TEXT_FILTER = read_sql("users/plan_text_filter")
 SELECT_MEMBERS_BY_ROLE_IDS = read_sql("users/select_members_by_role_ids")
 COUNT_MEMBERS_BY_ROLE_IDS = read_sql("users/count_members_by_role_ids")
 SELECT_LOGIN_BY_EMAIL = read_sql("users/select_login_by_email")
@@ -74,10 +74,25 @@ async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, UserRow]:
     return {r["id"]: to_user(r) for r in await db.fetch(SELECT_BY_IDS, list(ids))}
 
 
+# A text with at most this many email suffixes (user_email_suffixes) is rare: its
+# page is read from its matches; above, a walk of users by id fills the page
+# after ~page x users / RARE_SUFFIXES rows. Either side costs O(page) at a fixed
+# size, and both stay small up to millions of users (bench/README.md, scale).
+RARE_SUFFIXES = 2000
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def contains_pattern(text: str) -> str:
     """The ILIKE pattern matching `text` anywhere (its \\ % _ taken literally)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_escaped(text)}%"
+
+
+def prefix_pattern(text: str) -> str:
+    """The LIKE pattern matching what starts with `text` (taken literally)."""
+    return f"{_escaped(text)}%"
 
 
 async def select_page(
@@ -95,22 +110,30 @@ async def select_page(
             )
             if role_id is None:
                 return []
-        # the best plan depends on the text: plan it for this text, never reuse
-        # the generic plan PostgreSQL may settle on after 5 executions
+        # planned for this text, never with a bitmap (plan_text_filter.sql)
         async with db.transaction() as con:
-            await con.execute(SET_CUSTOM_PLANS)
+            await con.execute(PLAN_TEXT_FILTER)
+            prefix = prefix_pattern(flt.email_contains or "")
             if role_id is None:
                 rows = await con.fetch(
-                    SELECT_PAGE_BY_EMAIL, after_id, pattern, flt.is_active, limit
+                    SELECT_PAGE_BY_EMAIL,
+                    after_id,
+                    pattern,
+                    prefix,
+                    flt.is_active,
+                    limit,
+                    RARE_SUFFIXES,
                 )
             else:
                 rows = await con.fetch(
                     SELECT_PAGE_BY_EMAIL_AND_ROLE,
                     after_id,
                     pattern,
+                    prefix,
                     role_id,
                     flt.is_active,
                     limit,
+                    RARE_SUFFIXES,
                 )
     elif flt.role is not None:
         rows = await db.fetch(

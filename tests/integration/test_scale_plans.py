@@ -24,7 +24,7 @@ from hypothesis import (
 
 from permbase.settings import Settings
 from permdev.seed import seed
-from permstore import users as user_store
+from permstore import audit as audit_store, users as user_store
 from permstore.db import Database, create_database
 from tests.conftest import ADMIN_PASSWORD
 from tests.factories import APP_TABLES, acquire, insert_user
@@ -45,7 +45,7 @@ async def role_ids(pool: asyncpg.Pool) -> list[int]:
             "update users set is_active = false where id in (select id from users order by id desc limit $1)",
             INACTIVE,
         )
-        await con.execute("analyze users, user_roles, roles")
+        await con.execute("analyze users, user_roles, roles, user_email_suffixes")
         return [r["id"] for r in await con.fetch("select id from roles order by id")]
 
 
@@ -134,59 +134,97 @@ async def test_members_pages_read_one_index_range_per_role(
             assert _rows_read(users) <= len(role_ids) * (PAGE + 1)
 
 
-async def test_email_filter_reads_the_matches_through_the_trigram_index(
+def _executed(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
+    return [n for n in _scans(plan, relation) if n["Actual Loops"]]
+
+
+async def _email_plan(
+    con: asyncpg.Connection, text: str, role_id: int | None = None
+) -> dict[str, Any]:
+    pattern = user_store.contains_pattern(text)
+    prefix = user_store.prefix_pattern(text)
+    rare = user_store.RARE_SUFFIXES
+    args: tuple[Any, ...]
+    if role_id is None:
+        sql, args = user_store.SELECT_PAGE_BY_EMAIL, (pattern, prefix, None, 21, rare)
+    else:
+        sql = user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE
+        args = (pattern, prefix, role_id, None, 21, rare)
+    async with con.transaction():  # as the app plans it
+        await con.execute(user_store.PLAN_TEXT_FILTER)
+        return await _plan(con, sql, 0, *args)
+
+
+async def test_email_filter_reads_a_rare_texts_matches_and_a_common_texts_page(
     pool: asyncpg.Pool,
 ) -> None:
     async with acquire(pool) as con:
-        # a rare text: the matches only, through the trigram index
-        rare = user_store.contains_pattern(f"user{USERS}@")
-        plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL, 0, rare, None, 21)
-        index_scans = [
-            n for n in _nodes(plan) if n.get("Index Name") == "users_email_trgm_idx"
-        ]
-        assert index_scans, plan
-        (heap,) = _scans(plan, "users")
-        assert _rows_read(heap) <= 5
-        count_plan = await _plan(con, user_store.COUNT_BY_EMAIL, rare, None)
+        # a rare text, every trigram of which every email holds ("use", "ser"):
+        # its suffixes, then its one user by id; no trigram index, no walk
+        rare = f"user{USERS}@"
+        plan = await _email_plan(con, rare)
+        (suffixes,) = _executed(plan, "user_email_suffixes")
+        assert suffixes["Index Name"] == "user_email_suffixes_pkey"
+        assert _rows_read(suffixes) == 1
+        (heap,) = _executed(plan, "users")
+        assert heap["Index Name"] == "users_pkey"
+        assert _rows_read(heap) == 1
+        assert not any(
+            n.get("Index Name") == "users_email_trgm_idx" and n["Actual Loops"]
+            for n in _nodes(plan)
+        )
+        # its count: the trigram index, O(matches)
+        count_plan = await _plan(
+            con, user_store.COUNT_BY_EMAIL, user_store.contains_pattern(rare), None
+        )
         assert any(
             n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(count_plan)
         )
-        # a text every email holds: users_pkey until the page is full
-        common = user_store.contains_pattern("@example.com")
-        plan = await _plan(con, user_store.SELECT_PAGE_BY_EMAIL, 0, common, None, 21)
-        (scan,) = _scans(plan, "users")
+        # a text every email holds: at most RARE_SUFFIXES + 1 suffixes, then
+        # users_pkey until the page is full
+        plan = await _email_plan(con, "@example.com")
+        (suffixes,) = _executed(plan, "user_email_suffixes")
+        assert _rows_read(suffixes) == user_store.RARE_SUFFIXES + 1
+        (scan,) = _executed(plan, "users")
         assert scan["Index Name"] == "users_pkey"
         assert _rows_read(scan) <= 21 + 1  # the admin, first, is not @example.com
-        # with a role too, from the smaller side: the rare text's matches, or the
-        # role's members (the admin role has one)
+        # with a role too: the rare text's matches, each checked for the role
         role = {
             r["name"]: r["id"] for r in await con.fetch("select name, id from roles")
         }
-        plan = await _plan(
-            con,
-            user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE,
-            0,
-            rare,
-            role["team-03"],
-            None,
-            21,
-        )
-        assert any(
-            n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(plan)
-        ), plan
-        plan = await _plan(
-            con,
-            user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE,
-            0,
-            common,
-            role["admin"],
-            None,
-            21,
-        )
-        (memberships,) = _scans(plan, "user_roles")
+        plan = await _email_plan(con, rare, role["team-03"])
+        (suffixes,) = _executed(plan, "user_email_suffixes")
+        assert _rows_read(suffixes) == 1
+        assert sum(_rows_read(n) for n in _executed(plan, "users")) <= 1
+        assert sum(_rows_read(n) for n in _executed(plan, "user_roles")) <= 1
+        # a common text and a small role: from the role's members (admin has one)
+        plan = await _email_plan(con, "@example.com", role["admin"])
+        (memberships,) = _executed(plan, "user_roles")
         assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
-        (scan,) = _scans(plan, "users")
+        (scan,) = _executed(plan, "users")
         assert _rows_read(scan) <= 1
+
+
+async def test_the_audit_log_page_is_one_index_range_in_every_plan(
+    pool: asyncpg.Pool,
+) -> None:
+    async with acquire(pool) as con:
+        await con.execute(
+            "insert into audit_log (action, target_type, target_id)"
+            " select 'user.update', 'user', n::text from generate_series(1, 5000) n"
+        )
+        await con.execute("analyze audit_log")
+        last = await con.fetchval("select max(id) from audit_log")
+        try:
+            for generic, before in itertools.product((False, True), (0, last - 4000)):
+                plan = await _plan(
+                    con, audit_store.SELECT_PAGE, before, 21, generic=generic
+                )
+                (scan,) = _scans(plan, "audit_log")
+                assert scan["Index Name"] == "audit_log_pkey"
+                assert _rows_read(scan) == 21
+        finally:
+            await con.execute("delete from audit_log")
 
 
 async def test_role_and_active_filters_read_the_page_from_their_index(

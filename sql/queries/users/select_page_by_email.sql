@@ -1,13 +1,46 @@
 -- params: $1 bigint after_id (0 = from the start), $2 text pattern (an ILIKE pattern:
---         '%' || the text with \ % _ escaped || '%'), $3 boolean is_active (null = any), $4 int lim
+--         '%' || the text with \ % _ escaped || '%'), $3 text prefix (the text with
+--         \ % _ escaped || '%'), $4 boolean is_active (null = any), $5 int lim,
+--         $6 int rare (a text with at most this many suffixes is rare)
 -- returns: id, email, display_name, avatar_url, is_active, created_at, updated_at
--- The planner picks by the pattern: a selective one reads its matches through
--- users_email_trgm_idx (O(matches)); a common one walks users_pkey until the page
--- is full (O(page / share of users matching)).
-select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
-from users u
-where u.email ilike $2::text
-  and ($3::boolean is null or u.is_active = $3::boolean)
-  and u.id > $1
-order by u.id
-limit $4
+-- O(page) for every text (migration 0017 says why): first at most $6 + 1 of the
+-- suffixes that start with the text, one range of user_email_suffixes_pkey. A rare
+-- text's matches are among them: its page is read from them by id. A common
+-- text's page is found by walking users_pkey (or its trigram matches, as the
+-- planner weighs them), at most ~page x users / $6 rows. One branch runs: the
+-- other's gate is a one-time filter. Planned for each call (plan_text_filter.sql)
+-- so that the suffix range is an index range.
+with found as materialized (
+    select s.user_id
+    from user_email_suffixes s
+    where s.suffix like (lower($3::text) collate "C")
+    order by s.suffix, s.user_id  -- the key's order: a range of it, stopped early
+    limit $6::int + 1
+), rare as materialized (
+    select count(*) <= $6::int as yes from found
+)
+select * from (
+    (select u.*
+     from (select distinct f.user_id from found f where f.user_id > $1) c
+     cross join lateral (  -- one lookup by id per candidate, in id order, until the page is full
+         select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+         from users u
+         where u.id = c.user_id
+           and lower(u.email) like lower($2::text)  -- email ilike $2, without its trigram index
+           and ($4::boolean is null or u.is_active = $4::boolean)
+         limit 1) u
+     where (select yes from rare)
+     order by c.user_id
+     limit $5)
+    union all
+    (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+     from users u
+     where not (select yes from rare)
+       and u.email ilike $2::text
+       and ($4::boolean is null or u.is_active = $4::boolean)
+       and u.id > $1
+     order by u.id
+     limit $5)
+) page
+order by page.id
+limit $5
