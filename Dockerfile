@@ -17,7 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH
 # the dev tools it also pins are not installed. The code runs from /app, where
 # sql/ sits beside it.
 COPY pyproject.toml README.md requirements.lock ./
-RUN for d in api schema loaders permcore permauth permstore permbase; do mkdir -p $d && touch $d/__init__.py; done \
+RUN for d in api schema loaders permadmin permcore permauth permstore permbase; do mkdir -p $d && touch $d/__init__.py; done \
     && pip install -c requirements.lock . && pip uninstall -y permgraph
 
 FROM python:3.11-slim AS runtime
@@ -31,6 +31,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chown=permgraph api ./api
 COPY --chown=permgraph schema ./schema
 COPY --chown=permgraph loaders ./loaders
+COPY --chown=permgraph permadmin ./permadmin
 COPY --chown=permgraph permcore ./permcore
 COPY --chown=permgraph permauth ./permauth
 COPY --chown=permgraph permstore ./permstore

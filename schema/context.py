@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from loaders.factory import create_loaders
+from permadmin.unit import Actor
 from permbase.errors import Forbidden, Unauthenticated
 from permcore.stream import Consistent
 
@@ -147,6 +148,12 @@ class Context(BaseContext):
     @property
     def viewer_id(self) -> int | None:
         return None if self.principal is None else self.principal.user_id
+
+    def actor(self) -> Actor:
+        """The caller, as the operations of permadmin/ take them."""
+        access = self.viewer
+        held = frozenset() if access is None else access.permissions
+        return Actor(self.db, self.viewer_id, self.settle, held)
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]

@@ -8,13 +8,12 @@ from typing import Annotated
 import strawberry
 
 from loaders.factory import forget
+from permadmin import users as user_operations
 from permauth import sessions
 from permbase.errors import InvalidInput, Unauthenticated
-from permstore import users as user_store
 from schema.context import Info
-from schema.mutations import validate
+from schema.mutations.outcome import answers_refusals
 from schema.mutations.results import InvalidInputError, UserPayload
-from schema.mutations.unit import snapshot, unit_of_work
 from schema.permissions import authenticated
 from schema.types import User
 
@@ -124,37 +123,17 @@ class AuthMutations:
     @strawberry.mutation(
         extensions=authenticated(), description="Own profile: no permission change."
     )
+    @answers_refusals
     async def update_me(
         self, info: Info, display_name: str | None = None, avatar_url: str | None = None
     ) -> UpdateMeResult:
-        problem = validate.first_error(
-            validate.display_name(display_name), validate.avatar_url(avatar_url)
-        )
-        if problem:
-            return problem
         ctx = info.context
-        uid = ctx.viewer_access().user_id
-        async with unit_of_work(ctx) as work:
-            before = await user_store.select_for_update(work.con, uid)
-            after = await user_store.update_profile(
-                work.con,
-                uid,
-                display_name,
-                avatar_url or None,
-                clear_avatar=avatar_url == "",
-            )
-            assert before is not None  # noqa: S101 - the caller is active
-            assert after is not None  # noqa: S101
-            names = ("display_name", "avatar_url")
-            await work.audit(
-                "user.update_self",
-                "user",
-                uid,
-                snapshot(before, *names),
-                snapshot(after, *names),
-            )
-        forget(ctx.loaders.users_by_id, uid)
-        return UserPayload(target=after)
+        ctx.viewer_access()  # an active caller in a live session
+        row = await user_operations.update_own_profile(
+            ctx.actor(), display_name, avatar_url
+        )
+        forget(ctx.loaders.users_by_id, row.id)
+        return UserPayload(target=row)
 
     @strawberry.mutation(
         extensions=authenticated(),
@@ -188,8 +167,7 @@ class AuthMutations:
             return _held(held)
         # the caller's session has ended too: later fields of this document see it
         # (the password's transaction settled: the caller's entry is reloaded)
-        async with unit_of_work(ctx) as work:
-            await work.audit("user.change_password", "user", uid, None, None)
+        await user_operations.record_password_change(ctx.actor())
         return PasswordChanged()
 
 

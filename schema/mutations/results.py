@@ -117,14 +117,6 @@ class CacheInvalidated:
     )
 
 
-def not_found(entity: str, ident: int | str) -> NotFoundError:
-    return NotFoundError(
-        message=f"No {entity} with id {ident}.",
-        entity=entity,
-        id=strawberry.ID(str(ident)),
-    )
-
-
 __all__ = [
     "CacheInvalidated",
     "ConflictError",
@@ -137,5 +129,4 @@ __all__ = [
     "RoleGrant",
     "RolePayload",
     "UserPayload",
-    "not_found",
 ]

@@ -1,18 +1,16 @@
-"""createUser, updateUser, deactivateUser, reactivateUser (users:write)."""
+"""createUser, updateUser, deactivateUser, reactivateUser (users:write):
+adapters of permadmin/users.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 import strawberry
 
 from loaders.factory import forget
-from permauth.emails import normalize_email
-from permauth.passwords import check_strength, hash_password
-from permstore import users as user_store
+from permadmin import users as operations
 from schema.context import Info
-from schema.mutations import validate
+from schema.mutations.outcome import answers_refusals
 from schema.mutations.results import (
     ConflictError,
     InvalidInputError,
@@ -20,11 +18,8 @@ from schema.mutations.results import (
     NotFoundError,
     UserPayload,
 )
-from schema.mutations.unit import Rollback, rolls_back, snapshot, unit_of_work
 from schema.pagination import parse_id
 from schema.permissions import needs
-
-PROFILE = ("email", "display_name", "avatar_url", "is_active")
 
 CreateUserResult = Annotated[
     UserPayload | InvalidInputError | ConflictError,
@@ -59,125 +54,46 @@ class UpdateUserInput:
     )
 
 
-@rolls_back
+@answers_refusals
 async def _set_active(
     info: Info, id: strawberry.ID, *, active: bool
 ) -> SetUserActiveResult:
     uid = parse_id(id)
-    async with unit_of_work(info.context) as work:
-        rules = await work.rules("users:write")
-        before = await user_store.select_for_update(work.con, uid)
-        if before is None:
-            raise rules.unknown("user", uid)
-        await rules.change_user(uid)
-        if before.is_active == active:
-            return UserPayload(target=before)
-        after = await user_store.set_active(work.con, uid, active=active)
-        assert after is not None  # noqa: S101 - row locked above
-        if not active:
-            await rules.guard_holder_remains()
-        await work.audit(
-            "user.reactivate" if active else "user.deactivate",
-            "user",
-            uid,
-            snapshot(before, "is_active"),
-            snapshot(after, "is_active"),
-        )
-    forget(info.context.loaders.users_by_id, uid)
-    return UserPayload(target=after)
+    ctx = info.context
+    row = await operations.set_active(ctx.actor(), uid, active=active)
+    forget(ctx.loaders.users_by_id, uid)
+    return UserPayload(target=row)
 
 
 @strawberry.type
 class UserMutations:
     @strawberry.mutation(extensions=needs("users:write"))
-    @rolls_back
+    @answers_refusals
     async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserResult:
-        problem = validate.first_error(
-            validate.email(input.email),
-            validate.display_name(input.display_name),
-            validate.avatar_url(input.avatar_url),
+        row = await operations.create_user(
+            info.context.actor(),
+            input.email,
+            input.display_name,
+            input.avatar_url,
+            input.password,
         )
-        if problem:
-            return problem
-        password_hash = None
-        if input.password is not None:
-            weak = check_strength(input.password)
-            if weak:
-                return InvalidInputError(message=weak, field="password")
-            password_hash = await hash_password(input.password)
-        async with unit_of_work(info.context) as work:
-            row = await user_store.insert(
-                work.con,
-                normalize_email(input.email),
-                input.display_name,
-                input.avatar_url or None,
-                password_hash,
-            )
-            if row is None:
-                raise Rollback(
-                    ConflictError(
-                        message="That email is already in use.", field="email"
-                    )
-                )
-            await work.audit(
-                "user.create", "user", row.id, None, snapshot(row, *PROFILE)
-            )
         return UserPayload(target=row)
 
     @strawberry.mutation(
         extensions=needs("users:write"),
         description="Profile fields only: no permission change.",
     )
-    @rolls_back
+    @answers_refusals
     async def update_user(
         self, info: Info, id: strawberry.ID, input: UpdateUserInput
     ) -> UpdateUserResult:
         uid = parse_id(id)
-        problem = validate.first_error(
-            validate.email(input.email) if input.email is not None else None,
-            validate.display_name(input.display_name),
-            validate.avatar_url(input.avatar_url),
+        ctx = info.context
+        row = await operations.update_user(
+            ctx.actor(), uid, input.email, input.display_name, input.avatar_url
         )
-        if problem:
-            return problem
-        async with unit_of_work(info.context) as work:
-            rules = await work.rules("users:write")
-            before = await user_store.select_for_update(work.con, uid)
-            if before is None:
-                raise rules.unknown("user", uid)
-            await rules.change_user(uid)
-            after = await user_store.update_profile(
-                work.con,
-                uid,
-                input.display_name,
-                input.avatar_url or None,
-                clear_avatar=input.avatar_url == "",
-            )
-            if (
-                input.email is not None
-                and normalize_email(input.email) != before.email.lower()
-            ):
-                try:
-                    async with work.con.transaction():
-                        after = await user_store.update_email(
-                            work.con, uid, normalize_email(input.email)
-                        )
-                except asyncpg.UniqueViolationError:
-                    raise Rollback(
-                        ConflictError(
-                            message="That email is already in use.", field="email"
-                        )
-                    ) from None
-            assert after is not None  # noqa: S101 - row locked above
-            await work.audit(
-                "user.update",
-                "user",
-                uid,
-                snapshot(before, *PROFILE),
-                snapshot(after, *PROFILE),
-            )
-        forget(info.context.loaders.users_by_id, uid)
-        return UserPayload(target=after)
+        forget(ctx.loaders.users_by_id, uid)
+        return UserPayload(target=row)
 
     @strawberry.mutation(
         extensions=needs("users:write"),
