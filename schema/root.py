@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLObjectType
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -21,7 +20,7 @@ from schema.engine.consistency import ConsistencyToken
 from schema.engine.errors import PermgraphSchema, ShapeErrors
 from schema.engine.execution import PermgraphExecutionContext, use_default_resolvers
 from schema.engine.limits import LimitedValidation
-from schema.engine.plans import mark_plain
+from schema.engine.plans import use_plain_resolvers
 from schema.engine.prepared import PreparedDocuments, RememberValid
 from schema.engine.rules import OneLoginPerDocument
 from schema.engine.viewer import LoadViewer
@@ -32,7 +31,6 @@ from schema.mutations.users import UserMutations
 from schema.queries.audit import AuditQueries
 from schema.queries.roles import RoleQueries
 from schema.queries.users import UserQueries
-from schema.types import resolve_has_permission, resolve_permissions, resolve_roles
 
 
 @strawberry.type
@@ -83,13 +81,7 @@ def build_schema(
     )
     schema.prepared = prepared
     use_default_resolvers(schema)
-    # the per-item fields of a user resolve through graphql-core directly
-    user_type = schema._schema.type_map["User"]
-    assert isinstance(user_type, GraphQLObjectType)  # noqa: S101 - built just above
-    # (plain: they read only the context; plans may call them: schema/engine/plans.py)
-    user_type.fields["permissions"].resolve = mark_plain(resolve_permissions)
-    user_type.fields["roles"].resolve = mark_plain(resolve_roles)
-    user_type.fields["hasPermission"].resolve = mark_plain(resolve_has_permission)
+    use_plain_resolvers(schema)  # User.permissions, roles, hasPermission
     return schema
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,6 +14,7 @@ from permbase.errors import NotFound
 from permstore import users as user_store
 from permstore.models import AuditRow, PermissionRow, RoleRow, UserAccess, UserRow
 from schema.context import Info
+from schema.engine.plans import PLAIN
 from schema.pagination import PageInfo, check_first, decode_cursor, encode_cursor
 from schema.permissions import check, needs
 
@@ -22,7 +23,23 @@ T = TypeVar("T")
 
 ACCESS_FIELDS = frozenset({"permissions", "hasPermission", "roles"})
 _UNSET: Any = object()
-_NEVER_READ: Any = datetime.min.replace(tzinfo=UTC)
+
+
+class _NotRead:
+    """What a user built from its entry holds in place of the row's fields. The
+    selection was cleared not to read them (`entry_answers`); were one read
+    anyway, it would fail to serialize (a field error), never pass for a value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not read: a user built from its permission entry>"
+
+    def __str__(self) -> str:  # graphql-core serializes a custom object as its str
+        raise TypeError(repr(self))
+
+
+_NOT_READ: Any = _NotRead()
 
 
 def _mentions(selections: Any, names: frozenset[str]) -> bool:
@@ -86,6 +103,49 @@ class Permission:
         )
 
 
+def _entry_field(root: User, info: Info, fn: Callable[[UserAccess], T]) -> T:
+    """`fn` of the user's entry: the value when the entry is loaded (a page
+    prefetches them), else an awaitable of it, which graphql-core awaits. Typed
+    as the value: the resolvers' annotations name it, for the schema."""
+    return cast("T", root._with_access(info, fn))
+
+
+def _sorted_permissions(access: UserAccess) -> tuple[str, ...]:
+    return access.effective_codes
+
+
+def resolve_permissions(root: User, info: Info) -> list[str]:
+    """User.permissions. Plain (`PLAIN`): graphql-core calls it directly, with
+    its own resolve info (which carries `.context` as Strawberry's does),
+    skipping Strawberry's per-field argument and extension handling (+18 % of a
+    100-user page's CPU for a field that takes no argument)."""
+    check(info, "permissions:read", root.uid)
+    # the entry's tuple, served as the list without a copy
+    return cast("list[str]", _entry_field(root, info, _sorted_permissions))
+
+
+def resolve_roles(root: User, info: Info) -> list[Role]:
+    """User.roles; plain as `resolve_permissions`."""
+    check(info, "roles:read", root.uid)
+    return _entry_field(root, info, _roles_of)
+
+
+def resolve_has_permission(root: User, info: Info, code: str) -> bool:
+    """User.hasPermission(code); plain too (its one argument is a String:
+    graphql-core passes it as Strawberry would)."""
+    check(info, "permissions:read", root.uid)
+    return _entry_field(
+        root, info, lambda access: access.is_active and code in access.permissions
+    )
+
+
+def _roles_of(access: UserAccess) -> list[Role]:
+    return [
+        Role(uid=rid, id=strawberry.ID(str(rid)), name=name)
+        for rid, name in zip(access.role_ids, access.roles, strict=True)
+    ]
+
+
 @strawberry.type
 class User:
     """A user. `roles`, `permissions` and `hasPermission` read the user's cached
@@ -122,11 +182,11 @@ class User:
         return cls(
             uid=access.user_id,
             id=strawberry.ID(str(access.user_id)),
-            email="",
-            display_name="",
-            avatar_url=None,
+            email=_NOT_READ,
+            display_name=_NOT_READ,
+            avatar_url=_NOT_READ,
             is_active=access.is_active,
-            created_at=_NEVER_READ,
+            created_at=_NOT_READ,
             access=access,
         )
 
@@ -144,57 +204,22 @@ class User:
         self.access = await _load_access(info, self.uid)
         return fn(self.access)
 
-    @strawberry.field(
-        description="Roles held (from the cached permission entry). Needs roles:read, or being this user."
+    roles: list[Role] = strawberry.field(
+        description="Roles held (from the cached permission entry). Needs roles:read, or being this user.",
+        resolver=resolve_roles,
+        metadata=PLAIN,
     )
-    def roles(self, info: Info) -> list[Role]:
-        return resolve_roles(self, info)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
-
-    @strawberry.field(
+    permissions: list[str] = strawberry.field(  # a tuple, written as a list
         description="Effective permission codes, deduplicated and sorted; empty for a deactivated user. "
         "Needs permissions:read, or being this user.",
+        resolver=resolve_permissions,
+        metadata=PLAIN,
     )
-    def permissions(self, info: Info) -> list[str]:  # a tuple, written as a list
-        return resolve_permissions(self, info)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
-
-    @strawberry.field(description="Needs permissions:read, or being this user.")
-    def has_permission(self, info: Info, code: str) -> bool:
-        return resolve_has_permission(self, info, code)  # type: ignore[no-any-return]  # a value or an awaitable; schema/root.py binds resolve_* as the resolver
-
-
-def _sorted_permissions(access: UserAccess) -> tuple[str, ...]:
-    return access.effective_codes
-
-
-def resolve_permissions(source: User, info: Any) -> Any:
-    """User.permissions, callable with Strawberry's Info or graphql-core's (both
-    carry `.context`): schema/root.py installs it as the field's graphql-core
-    resolver, skipping Strawberry's per-field argument and extension handling
-    (+18 % of a 100-user page's CPU for a field that takes no argument)."""
-    check(info, "permissions:read", source.uid)
-    return source._with_access(info, _sorted_permissions)
-
-
-def resolve_roles(source: User, info: Any) -> Any:
-    """User.roles; installed as a graphql-core resolver like `resolve_permissions`."""
-    check(info, "roles:read", source.uid)
-    return source._with_access(info, _roles_of)
-
-
-def resolve_has_permission(source: User, info: Any, code: str) -> Any:
-    """User.hasPermission(code); installed as a graphql-core resolver too (its
-    one argument is a String: graphql-core passes it as Strawberry would)."""
-    check(info, "permissions:read", source.uid)
-    return source._with_access(
-        info, lambda access: access.is_active and code in access.permissions
+    has_permission: bool = strawberry.field(
+        description="Needs permissions:read, or being this user.",
+        resolver=resolve_has_permission,
+        metadata=PLAIN,
     )
-
-
-def _roles_of(access: UserAccess) -> list[Role]:
-    return [
-        Role(uid=rid, id=strawberry.ID(str(rid)), name=name)
-        for rid, name in zip(access.role_ids, access.roles, strict=True)
-    ]
 
 
 @strawberry.type
@@ -353,8 +378,5 @@ __all__ = [
     "count_users",
     "entry_answers",
     "prefetch_access",
-    "resolve_has_permission",
-    "resolve_permissions",
-    "resolve_roles",
     "wants_access",
 ]
