@@ -14,9 +14,16 @@ answers.
 
 It is also the edge's one rule for what a `POST /graphql` must be, on both
 paths (with `GRAPHQL_FAST_LANE=false` it only checks): `Content-Type:
-application/json` in any letter case (else a coded 415), a body that is a JSON
-object in UTF-8 with `query`/`operationName` strings and `variables`/
+application/json` in any letter case (else a coded 415), a body of at most
+MAX_BODY_BYTES (else a coded 413, before it is read past the limit) that is a
+JSON object in UTF-8 with `query`/`operationName` strings and `variables`/
 `extensions` objects (else a coded 400).
+
+It is the outermost layer (api/main.py): its own answers carry the security
+headers themselves (api/middleware.py `SECURITY_HEADERS`), and what escapes its
+own answering becomes a coded JSON 500; the app behind it is wrapped in
+SecurityHeaders and BodyLimit as before. A query on the lane passes through no
+other layer's wrappers.
 
 The response is what the full path returns for the same request: the same
 context (api/context.py), the same caller-entry loading, the same error
@@ -30,7 +37,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from api.context import context_for
-from api.middleware import coded, send_json
+from api.middleware import (
+    SECURITY_HEADERS,
+    coded,
+    internal_error,
+    send_json,
+    too_large,
+)
 from permauth.tokens import MAX_AUTHORIZATION_BYTES
 from permbase.errors import AppError
 from permbase.metrics import GRAPHQL_PREPARED
@@ -58,9 +71,11 @@ class GraphQLLane:
         responses: ResponseCache,
         path: str = "/graphql",
         *,
+        limit: int,
         fast: bool = True,
     ) -> None:
         self.app = app
+        self.limit = limit  # request body bytes
         self.fast = (
             fast  # False: every request takes the full path (after the checks above)
         )
@@ -80,7 +95,11 @@ class GraphQLLane:
         authorization = request_id = consistency = None
         json_body = False
         for name, value in scope["headers"]:
-            if name == b"content-type":
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.limit:
+                    await too_large(send, self.limit)
+                    return
+            elif name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == _JSON
             elif name == b"authorization":
                 # capped: a longer header is refused (permauth/tokens.py) without decoding the rest
@@ -97,18 +116,27 @@ class GraphQLLane:
                 "Send the request as 'Content-Type: application/json'.",
             )
             return
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, self.limit)
+        except _TooLarge:
+            await too_large(send, self.limit)
+            return
         if body is None:  # the client went away
             return
         payload = _payload(body)
         if isinstance(payload, str):
             await _refuse(send, 400, "BAD_REQUEST", payload)
             return
-        response = (
-            await self._try(scope, payload, authorization, request_id, consistency)
-            if self.fast
-            else None
-        )
+        try:
+            response = (
+                await self._try(scope, payload, authorization, request_id, consistency)
+                if self.fast
+                else None
+            )
+        except Exception:
+            # nothing was sent yet: a coded JSON 500, then the server logs it
+            await internal_error(send)
+            raise
         if response is None:
             await self.app(_canonical(scope), _replay(body, receive), send)
             return
@@ -119,6 +147,7 @@ class GraphQLLane:
                 "headers": [
                     (b"content-type", _JSON),
                     (b"content-length", str(len(response)).encode()),
+                    *SECURITY_HEADERS,
                 ],
             }
         )
@@ -207,13 +236,24 @@ def _canonical(scope: Scope) -> Scope:
     return {**scope, "headers": headers}
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body; None: the client went away. Raises _TooLarge past `limit`
+    bytes (what is left is not read)."""
     chunks: list[bytes] = []
+    seen = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise _TooLarge
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 
 
 class PermgraphApp(FastAPI):
-    """FastAPI with permgraph's edge (`edge`: SecurityHeaders -> BodyLimit ->
-    GraphQLLane) outermost, outside FastAPI's own middleware (server errors,
+    """FastAPI with permgraph's edge (`edge`: GraphQLLane -> SecurityHeaders ->
+    BodyLimit) outermost, outside FastAPI's own middleware (server errors,
     telemetry, its body limit, exception handlers): a query on the lane is
-    answered without passing through them, and what the lane leaves to the app
+    answered without passing through any of them (the lane bounds its body and
+    sets the security headers itself), and what the lane leaves to the app
     passes through all of them as before. Their `send` wrappers and checks were
     ~10 % of a remembered answer's CPU (bench/README.md, section 13)."""
 
@@ -105,10 +106,14 @@ def create_app(settings: Settings | None = None) -> PermgraphApp:
     responses = ResponseCache(settings.response_cache_size)
 
     def edge(inner: ASGIApp) -> ASGIApp:
-        lane = GraphQLLane(
-            inner, schema, responses=responses, fast=settings.graphql_fast_lane
+        app = SecurityHeaders(BodyLimit(inner, limit=settings.max_body_bytes))
+        return GraphQLLane(
+            app,
+            schema,
+            responses=responses,
+            limit=settings.max_body_bytes,
+            fast=settings.graphql_fast_lane,
         )
-        return SecurityHeaders(BodyLimit(lane, limit=settings.max_body_bytes))
 
     app.edge = edge
     return app

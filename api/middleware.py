@@ -3,7 +3,7 @@ WebSockets refused), request bodies bounded before parsing."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -15,7 +15,8 @@ class BodyLimit:
 
     It sits outside FastAPI's own error middleware (api/main.py): a route behind
     that middleware that read a chunked body past the limit would see its 500
-    sent before this 413; today only the lane reads a POST body."""
+    sent before this 413. `POST /graphql` is bounded by the lane, in front of
+    it (api/lane.py)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -31,7 +32,7 @@ class BodyLimit:
                 and value.isdigit()
                 and int(value) > self.limit
             ):
-                await _too_large(send, self.limit)
+                await too_large(send, self.limit)
                 return
         seen = 0
 
@@ -47,19 +48,24 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, self.limit)
+            await too_large(send, self.limit)
         except ClientDisconnect:
             return  # the client went away mid-body: nothing to answer
 
 
-class SecurityHeaders:
-    """Every response: never stored by a cache on the way (tokens, permissions),
-    never sniffed into another content type. WebSocket handshakes are refused."""
+# Every response: never stored by a cache on the way (tokens, permissions), never
+# sniffed into another content type. The edge's own answers (`send_json`, the
+# lane's) carry them already; SecurityHeaders sets them on the app's.
+SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_SECURITY_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 
-    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
-        (b"cache-control", b"no-store"),
-        (b"x-content-type-options", b"nosniff"),
-    ]
+
+class SecurityHeaders:
+    """`SECURITY_HEADERS` on every response of the app. WebSocket handshakes are
+    refused."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,9 +94,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 started = True
                 headers = [
-                    h for h in message.get("headers", ()) if h[0] != b"cache-control"
+                    h for h in message.get("headers", ()) if h[0] not in _SECURITY_NAMES
                 ]
-                message = {**message, "headers": headers + self.HEADERS}
+                message = {**message, "headers": headers + SECURITY_HEADERS}
             await send(message)
 
         try:
@@ -100,7 +106,7 @@ class SecurityHeaders:
             # error middleware): a coded JSON 500 with these headers, then the
             # server logs the exception
             if not started:
-                await _internal_error(with_headers)
+                await internal_error(with_headers)
             raise
 
 
@@ -118,6 +124,7 @@ async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *SECURITY_HEADERS,
             ],
         }
     )
@@ -129,14 +136,22 @@ def coded(message: str, code: str) -> dict[str, Any]:
     return {"message": message, "extensions": {"code": code}}
 
 
-async def _internal_error(send: Send) -> None:
+async def internal_error(send: Send) -> None:
     error = coded("Unexpected error.", "INTERNAL_SERVER_ERROR")
     await send_json(send, 500, {"data": None, "errors": [error]})
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def too_large(send: Send, limit: int) -> None:
     error = coded(f"Request body larger than {limit} bytes.", "PAYLOAD_TOO_LARGE")
     await send_json(send, 413, {"errors": [error]})
 
 
-__all__ = ["BodyLimit", "SecurityHeaders", "coded", "send_json"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "BodyLimit",
+    "SecurityHeaders",
+    "coded",
+    "internal_error",
+    "send_json",
+    "too_large",
+]

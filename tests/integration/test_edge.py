@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from permbase.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import app_with
+from tests.factories import app_with, token_for
 
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { __typename ... on AuthPayload { user { email } } } }"
 json_values = st.recursive(
@@ -132,7 +132,9 @@ async def test_one_content_type_rule_for_both_paths(either: httpx.AsyncClient) -
         ), spelling
 
 
-async def test_responses_are_never_stored_or_sniffed(either: httpx.AsyncClient) -> None:
+async def test_responses_are_never_stored_or_sniffed(
+    either: httpx.AsyncClient, settings: Settings
+) -> None:
     login = await either.post(
         "/graphql",
         json={
@@ -141,15 +143,38 @@ async def test_responses_are_never_stored_or_sniffed(either: httpx.AsyncClient) 
         },
     )
     assert login.json()["data"]["login"]["__typename"] == "AuthPayload"
+    token = token_for(1, settings)
+    me = {"query": "{ me { id permissions } }"}
+    answers = [
+        await either.post(
+            "/graphql", json=me, headers={"Authorization": f"Bearer {token}"}
+        )
+        for _ in range(3)  # the full path, then the lane, then a remembered answer
+    ]
+    assert answers[0].json() == answers[2].json()
+
+    async def chunks() -> Any:  # no content-length: counted as it comes
+        for _ in range(70):
+            yield b" " * 1024
+
     for response in [
         login,
+        *answers,
         await either.get("/healthz"),
         await either.post(
             "/graphql", content=b"x", headers={"content-type": "text/plain"}
         ),
+        await either.post(
+            "/graphql", content=b"[]", headers={"content-type": "application/json"}
+        ),
+        await either.post(
+            "/graphql", content=chunks(), headers={"content-type": "application/json"}
+        ),
     ]:
-        assert response.headers["cache-control"] == "no-store"
-        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers.get_list("cache-control") == ["no-store"]
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert response.status_code == 413
 
 
 async def test_a_websocket_upgrade_is_refused_cleanly(
