@@ -75,9 +75,10 @@ async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, UserRow]:
 
 
 # A text with at most this many email suffixes (user_email_suffixes) is rare: its
-# page is read from its matches; above, a walk of users by id fills the page
-# after ~page x users / RARE_SUFFIXES rows. Either side costs O(page) at a fixed
-# size, and both stay small up to millions of users (bench/README.md, scale).
+# page is read from its matches. A text with more is common: a walk of users by
+# id fills its page after ~page / (its share of users) rows, at most ~page x
+# users / RARE_SUFFIXES. Every common text pays the probe of RARE_SUFFIXES + 1
+# index entries (bench/README.md, scale).
 RARE_SUFFIXES = 2000
 
 
@@ -100,8 +101,8 @@ async def select_page(
 ) -> list[UserRow]:
     """A page of users by id. Each filter shape has its own statement, so that
     each keeps the plan of its index (see sql/queries/users/select_page.sql)."""
-    pattern = contains_pattern(flt.email_contains) if flt.email_contains else None
-    if pattern is not None:
+    text = flt.email_contains
+    if text:
         role_id = None
         if flt.role is not None:
             # the role's id, not its name, lets the planner weigh the role's size
@@ -113,12 +114,12 @@ async def select_page(
         # planned for this text, never with a bitmap (plan_text_filter.sql)
         async with db.transaction() as con:
             await con.execute(PLAN_TEXT_FILTER)
-            prefix = prefix_pattern(flt.email_contains or "")
+            prefix = prefix_pattern(text)
             if role_id is None:
                 rows = await con.fetch(
                     SELECT_PAGE_BY_EMAIL,
                     after_id,
-                    pattern,
+                    text,
                     prefix,
                     flt.is_active,
                     limit,
@@ -128,7 +129,7 @@ async def select_page(
                 rows = await con.fetch(
                     SELECT_PAGE_BY_EMAIL_AND_ROLE,
                     after_id,
-                    pattern,
+                    text,
                     prefix,
                     role_id,
                     flt.is_active,

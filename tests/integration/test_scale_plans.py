@@ -141,15 +141,14 @@ def _executed(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
 async def _email_plan(
     con: asyncpg.Connection, text: str, role_id: int | None = None
 ) -> dict[str, Any]:
-    pattern = user_store.contains_pattern(text)
     prefix = user_store.prefix_pattern(text)
     rare = user_store.RARE_SUFFIXES
     args: tuple[Any, ...]
     if role_id is None:
-        sql, args = user_store.SELECT_PAGE_BY_EMAIL, (pattern, prefix, None, 21, rare)
+        sql, args = user_store.SELECT_PAGE_BY_EMAIL, (text, prefix, None, 21, rare)
     else:
         sql = user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE
-        args = (pattern, prefix, role_id, None, 21, rare)
+        args = (text, prefix, role_id, None, 21, rare)
     async with con.transaction():  # as the app plans it
         await con.execute(user_store.PLAN_TEXT_FILTER)
         return await _plan(con, sql, 0, *args)

@@ -1,15 +1,18 @@
--- params: $1 bigint after_id (0 = from the start), $2 text pattern (an ILIKE pattern:
---         '%' || the text with \ % _ escaped || '%'), $3 text prefix (the text with
---         \ % _ escaped || '%'), $4 boolean is_active (null = any), $5 int lim,
---         $6 int rare (a text with at most this many suffixes is rare)
+-- params: $1 bigint after_id (0 = from the start), $2 text (the text itself),
+--         $3 text prefix (the text with \ % _ escaped || '%'), $4 boolean
+--         is_active (null = any), $5 int lim, $6 int rare (a text with at most this
+--         many suffixes is rare)
 -- returns: id, email, display_name, avatar_url, is_active, created_at, updated_at
--- O(page) for every text (migration 0017 says why): first at most $6 + 1 of the
--- suffixes that start with the text, one range of user_email_suffixes_pkey. A rare
--- text's matches are among them: its page is read from them by id. A common
--- text's page is found by walking users_pkey (or its trigram matches, as the
--- planner weighs them), at most ~page x users / $6 rows. One branch runs: the
--- other's gate is a one-time filter. Planned for each call (plan_text_filter.sql)
--- so that the suffix range is an index range.
+-- Bounded for every text (migration 0017 says why): first at most $6 + 1 of the
+-- suffixes that start with the text, one range of user_email_suffixes_pkey. A
+-- rare text's matches are among them: its page is read from them, by id, in id
+-- order. A common text's page is a walk of users_pkey, ~page / (its share of
+-- users) rows, at most ~page x users / $6. One branch runs: the other's gate is a
+-- one-time filter. Planned for each call, without bitmap scans
+-- (plan_text_filter.sql), so that the suffix range is an index range read in
+-- order. The text's test, `strpos(lower(email), lower(text)) > 0`, is what
+-- `email ILIKE '%text%'` means in a UTF-8 database, without lowering the
+-- pattern again for every row.
 with found as materialized (
     select s.user_id
     from user_email_suffixes s
@@ -26,7 +29,7 @@ select * from (
          select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
          from users u
          where u.id = c.user_id
-           and lower(u.email) like lower($2::text)  -- email ilike $2, without its trigram index
+           and strpos(lower(u.email), lower($2::text)) > 0
            and ($4::boolean is null or u.is_active = $4::boolean)
          limit 1) u
      where (select yes from rare)
@@ -36,7 +39,7 @@ select * from (
     (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
      from users u
      where not (select yes from rare)
-       and u.email ilike $2::text
+       and strpos(lower(u.email), lower($2::text)) > 0
        and ($4::boolean is null or u.is_active = $4::boolean)
        and u.id > $1
      order by u.id

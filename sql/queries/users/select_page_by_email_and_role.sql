@@ -1,13 +1,14 @@
--- params: $1 bigint after_id (0 = from the start), $2 text pattern, $3 text prefix
---         (both as in select_page_by_email.sql), $4 bigint role_id, $5 boolean
---         is_active (null = any), $6 int lim, $7 int rare (as in select_page_by_email.sql)
+-- params: $1 bigint after_id (0 = from the start), $2 text, $3 text prefix (both
+--         as in select_page_by_email.sql), $4 bigint role_id, $5 boolean is_active
+--         (null = any), $6 int lim, $7 int rare (as in select_page_by_email.sql)
 -- returns: id, email, display_name, avatar_url, is_active, created_at, updated_at
 -- Both filters. A rare text: its few matches (user_email_suffixes_pkey), each
 -- checked for the role. A common one: planned for each call
 -- (plan_text_filter.sql) with the role's id, so that the planner knows the
 -- role's size (user_roles.role_id's statistics) and starts from the smaller
 -- side: the role's members (user_roles_role_id_user_id_idx) or users_pkey, each
--- filtered by the text, which a common text passes often.
+-- filtered by the text. When both are common and their intersection is sparse,
+-- that walk is long (bench/README.md, scale).
 with found as materialized (
     select s.user_id
     from user_email_suffixes s
@@ -24,7 +25,7 @@ select * from (
          select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
          from users u
          where u.id = c.user_id
-           and lower(u.email) like lower($2::text)  -- email ilike $2, without its trigram index
+           and strpos(lower(u.email), lower($2::text)) > 0
            and ($5::boolean is null or u.is_active = $5::boolean)
            and exists (select 1 from user_roles ur where ur.role_id = $4 and ur.user_id = u.id)
          limit 1) u
@@ -35,7 +36,7 @@ select * from (
     (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
      from users u
      where not (select yes from rare)
-       and u.email ilike $2::text
+       and strpos(lower(u.email), lower($2::text)) > 0
        and ($5::boolean is null or u.is_active = $5::boolean)
        and u.id > $1
        and exists (
