@@ -6,7 +6,7 @@ import asyncpg
 
 from permadmin import validate
 from permadmin.refusals import Conflict, Invalid
-from permadmin.unit import Actor, snapshot, unit_of_work
+from permadmin.unit import Actor, Work, snapshot, unit_of_work
 from permauth.emails import normalize_email
 from permauth.passwords import check_strength, hash_password
 from permstore import users as user_store
@@ -15,6 +15,19 @@ from permstore.models import UserRow
 PROFILE = ("email", "display_name", "avatar_url", "is_active")
 OWN_PROFILE = ("display_name", "avatar_url")
 TAKEN = "That email is already in use."
+
+
+async def _update_profile(
+    work: Work, user_id: int, display_name: str | None, avatar_url: str | None
+) -> UserRow | None:
+    """None leaves a field as it is; an empty avatar_url removes the avatar."""
+    return await user_store.update_profile(
+        work.con,
+        user_id,
+        display_name,
+        avatar_url or None,
+        clear_avatar=avatar_url == "",
+    )
 
 
 async def create_user(
@@ -70,13 +83,7 @@ async def update_user(
         if before is None:
             raise rules.unknown("user", user_id)
         await rules.change_user(user_id)
-        after = await user_store.update_profile(
-            work.con,
-            user_id,
-            display_name,
-            avatar_url or None,
-            clear_avatar=avatar_url == "",
-        )
+        after = await _update_profile(work, user_id, display_name, avatar_url)
         if email is not None and normalize_email(email) != before.email.lower():
             try:
                 async with work.con.transaction():
@@ -129,13 +136,7 @@ async def update_own_profile(
     assert user_id is not None  # noqa: S101 - a signed-in actor only
     async with unit_of_work(actor) as work:
         before = await user_store.select_for_update(work.con, user_id)
-        after = await user_store.update_profile(
-            work.con,
-            user_id,
-            display_name,
-            avatar_url or None,
-            clear_avatar=avatar_url == "",
-        )
+        after = await _update_profile(work, user_id, display_name, avatar_url)
         assert before is not None  # noqa: S101 - the actor is active
         assert after is not None  # noqa: S101
         await work.audit(

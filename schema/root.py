@@ -18,9 +18,12 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.engine.consistency import ConsistencyToken
 from schema.engine.errors import PermgraphSchema, ShapeErrors
-from schema.engine.execution import PermgraphExecutionContext, use_default_resolvers
+from schema.engine.execution import (
+    PermgraphExecutionContext,
+    use_default_resolvers,
+    use_plain_resolvers,
+)
 from schema.engine.limits import LimitedValidation
-from schema.engine.plans import use_plain_resolvers
 from schema.engine.prepared import PreparedDocuments, RememberValid
 from schema.engine.rules import OneLoginPerDocument
 from schema.engine.viewer import LoadViewer

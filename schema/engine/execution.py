@@ -11,10 +11,12 @@ identity, so the list is returned as it is. Anything else takes the general path
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
     GraphQLError,
+    GraphQLField,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -23,7 +25,7 @@ from graphql import (
 from strawberry.schema import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.engine.plans import Planner, run
+from schema.engine.plans import Planner, mark_plain, run
 
 _STR_ONLY = {str}
 _SEQUENCES = (list, tuple)  # orjson writes both as arrays
@@ -32,13 +34,8 @@ _SEQUENCES = (list, tuple)  # orjson writes both as arrays
 _PLAIN_SCALARS = frozenset({"String", "ID", "Int", "Float", "Boolean"})
 
 
-def use_default_resolvers(schema: Schema) -> int:
-    """Scalar fields that only read the attribute of the same name resolve through
-    graphql-core's default resolver instead of Strawberry's per-field wrapper
-    (a page of 100 users with roles completes ~1,000 such fields). Fields with a
-    resolver, an extension, a permission class or a camelCase name keep
-    Strawberry's. Returns how many fields changed."""
-    changed = 0
+def _fields(schema: Schema) -> Iterator[tuple[Any, GraphQLField, str]]:
+    """(Strawberry field, graphql-core field, GraphQL name) of every object type."""
     for graphql_type in schema._schema.type_map.values():
         definition = (
             graphql_type.extensions.get("strawberry-definition")
@@ -51,23 +48,45 @@ def use_default_resolvers(schema: Schema) -> int:
         for strawberry_field in definition.fields:
             name = schema.config.name_converter.get_graphql_name(strawberry_field)
             field = graphql_type.fields.get(name)
-            if (
-                field is None
-                or name != strawberry_field.python_name
-                or strawberry_field.base_resolver is not None
-                or strawberry_field.extensions
-                or strawberry_field.permission_classes
-            ):
-                continue
-            inner = (
-                field.type.of_type
-                if isinstance(field.type, GraphQLNonNull)
-                else field.type
-            )
-            if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
-                field.resolve = None
-                changed += 1
+            if field is not None:
+                yield strawberry_field, field, name
+
+
+def use_default_resolvers(schema: Schema) -> int:
+    """Scalar fields that only read the attribute of the same name resolve through
+    graphql-core's default resolver instead of Strawberry's per-field wrapper
+    (a page of 100 users with roles completes ~1,000 such fields). Fields with a
+    resolver, an extension, a permission class or a camelCase name keep
+    Strawberry's. Returns how many fields changed."""
+    changed = 0
+    for strawberry_field, field, name in _fields(schema):
+        if (
+            name != strawberry_field.python_name
+            or strawberry_field.base_resolver is not None
+            or strawberry_field.extensions
+            or strawberry_field.permission_classes
+        ):
+            continue
+        inner = (
+            field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        )
+        if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
+            field.resolve = None
+            changed += 1
     return changed
+
+
+def use_plain_resolvers(schema: Schema) -> int:
+    """Install the resolver of every field declared with `PLAIN` metadata
+    (schema/engine/plans.py) as its graphql-core resolver, marked plain, without
+    Strawberry's per-field wrapper. Returns how many."""
+    installed = 0
+    for strawberry_field, field, _name in _fields(schema):
+        resolver = strawberry_field.base_resolver
+        if strawberry_field.metadata.get("plain") and resolver is not None:
+            field.resolve = mark_plain(resolver.wrapped_func)
+            installed += 1
+    return installed
 
 
 class StrayCancellation(RuntimeError):
@@ -162,4 +181,9 @@ class PermgraphExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
 
 
-__all__ = ["PermgraphExecutionContext", "StrayCancellation", "use_default_resolvers"]
+__all__ = [
+    "PermgraphExecutionContext",
+    "StrayCancellation",
+    "use_default_resolvers",
+    "use_plain_resolvers",
+]

@@ -71,30 +71,8 @@ def mark_plain(resolver: Callable[..., Any]) -> Callable[..., Any]:
 PLAIN: Mapping[str, Any] = {"plain": True}
 """The metadata of a Strawberry field whose resolver is plain (`mark_plain`):
 `strawberry.field(resolver=fn, metadata=PLAIN)`. `use_plain_resolvers` then
-makes `fn` the field's graphql-core resolver: its one binding."""
-
-
-def use_plain_resolvers(schema: Any) -> int:
-    """Install the resolver of every field declared with `PLAIN` metadata as its
-    graphql-core resolver, marked plain, without Strawberry's per-field wrapper.
-    Returns how many."""
-    installed = 0
-    for graphql_type in schema._schema.type_map.values():
-        definition = (
-            graphql_type.extensions.get("strawberry-definition")
-            if isinstance(graphql_type, GraphQLObjectType)
-            else None
-        )
-        if definition is None:
-            continue
-        for strawberry_field in definition.fields:
-            if not strawberry_field.metadata.get("plain"):
-                continue
-            resolver = strawberry_field.base_resolver
-            name = schema.config.name_converter.get_graphql_name(strawberry_field)
-            graphql_type.fields[name].resolve = mark_plain(resolver.wrapped_func)
-            installed += 1
-    return installed
+(schema/engine/execution.py) makes `fn` the field's graphql-core resolver: its
+one binding."""
 
 
 class PlanInfo:
@@ -294,5 +272,4 @@ __all__ = [
     "Planner",
     "mark_plain",
     "run",
-    "use_plain_resolvers",
 ]
