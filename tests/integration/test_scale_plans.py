@@ -139,10 +139,12 @@ def _executed(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
 
 
 async def _email_plan(
-    con: asyncpg.Connection, text: str, role_id: int | None = None
+    con: asyncpg.Connection,
+    text: str,
+    role_id: int | None = None,
+    rare: int = user_store.RARE_SUFFIXES,
 ) -> dict[str, Any]:
     prefix = user_store.prefix_pattern(text)
-    rare = user_store.RARE_SUFFIXES
     args: tuple[Any, ...]
     if role_id is None:
         sql, args = user_store.SELECT_PAGE_BY_EMAIL, (text, prefix, None, 21, rare)
@@ -180,10 +182,19 @@ async def test_email_filter_reads_a_rare_texts_matches_and_a_common_texts_page(
             n.get("Index Name") == "users_email_trgm_idx" for n in _nodes(count_plan)
         )
         # a text every email holds: at most RARE_SUFFIXES + 1 suffixes, then
-        # users_pkey until the page is full
+        # the emails holding its first four characters in id order, each looked
+        # up by id, until the page is full
         plan = await _email_plan(con, "@example.com")
-        (suffixes,) = _executed(plan, "user_email_suffixes")
-        assert _rows_read(suffixes) == user_store.RARE_SUFFIXES + 1
+        scans = _by_index(plan, "user_email_suffixes")
+        assert _rows_read(scans["user_email_suffixes_pkey"]) == (
+            user_store.RARE_SUFFIXES + 1
+        )
+        assert _rows_read(scans["user_email_suffixes_head_idx"]) <= 21
+        (scan,) = _executed(plan, "users")
+        assert scan["Index Name"] == "users_pkey"
+        assert _rows_read(scan) <= 21
+        # a common text shorter than four characters: a walk of users_pkey
+        plan = await _email_plan(con, "@ex")
         (scan,) = _executed(plan, "users")
         assert scan["Index Name"] == "users_pkey"
         assert _rows_read(scan) <= 21 + 1  # the admin, first, is not @example.com
@@ -196,12 +207,49 @@ async def test_email_filter_reads_a_rare_texts_matches_and_a_common_texts_page(
         assert _rows_read(suffixes) == 1
         assert sum(_rows_read(n) for n in _executed(plan, "users")) <= 1
         assert sum(_rows_read(n) for n in _executed(plan, "user_roles")) <= 1
-        # a common text and a small role: from the role's members (admin has one)
-        plan = await _email_plan(con, "@example.com", role["admin"])
+        # a common text and a small role: the merge ends with the role's range
+        # (admin has one member)
+        for text in ("@example.com", "@ex"):
+            plan = await _email_plan(con, text, role["admin"])
+            (memberships,) = _executed(plan, "user_roles")
+            assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
+            assert _rows_read(memberships) <= 1
+            assert sum(_rows_read(n) for n in _executed(plan, "users")) <= 1
+            head = _by_index(plan, "user_email_suffixes").get(
+                "user_email_suffixes_head_idx"
+            )
+            assert head is None or _rows_read(head) <= 1
+        # a text and a role that each hold many users but rarely together
+        # (`er50`, taken as common here): the emails holding it and the role's
+        # members merged in id order, up to the last match; never a walk of
+        # every user, nor a lookup of every member
+        holders = await con.fetch(
+            "select u.id, exists (select 1 from user_roles ur where ur.user_id = u.id"
+            " and ur.role_id = $1) as member from users u"
+            " where strpos(u.email, 'er50') > 0 order by u.id",
+            role["team-03"],
+        )
+        both = [h["id"] for h in holders if h["member"]]
+        assert 0 < len(both) < 21 < len(holders) < USERS // 20
+        plan = await _email_plan(con, "er50", role["team-03"], rare=20)
+        head = _by_index(plan, "user_email_suffixes")["user_email_suffixes_head_idx"]
+        assert _rows_read(head) <= len(holders)
         (memberships,) = _executed(plan, "user_roles")
         assert memberships["Index Name"] == "user_roles_role_id_user_id_idx"
-        (scan,) = _executed(plan, "users")
-        assert _rows_read(scan) <= 1
+        members_up_to_last = await con.fetchval(
+            "select count(*) from user_roles where role_id = $1 and user_id <= $2",
+            role["team-03"],
+            holders[-1]["id"],
+        )
+        assert _rows_read(memberships) <= members_up_to_last + 1
+        assert sum(_rows_read(n) for n in _executed(plan, "users")) == len(both)
+
+
+def _by_index(plan: dict[str, Any], relation: str) -> dict[str, dict[str, Any]]:
+    """The executed scans of `relation` by index name (one scan per index)."""
+    scans = {n["Index Name"]: n for n in _executed(plan, relation)}
+    assert len(scans) == len(_executed(plan, relation))
+    return scans
 
 
 async def test_the_audit_log_page_is_one_index_range_in_every_plan(
@@ -318,15 +366,19 @@ async def test_email_contains_takes_every_character_literally(
             )
         ]
     db = Database(pool, settings)
-    flt = user_store.UserFilter(email_contains=needle)
-    expected = [e for e in everyone if needle.lower() in e.lower()]
-    assert [r.email for r in await user_store.select_page(db, 0, flt, 100)] == expected[
-        :100
-    ]
-    assert await user_store.count_filtered(db, flt) == len(expected)
-    role_flt = user_store.UserFilter(email_contains=needle, role="team-03")
-    expected = [e for e in members if needle.lower() in e.lower()]
-    assert [
-        r.email for r in await user_store.select_page(db, 0, role_flt, 100)
-    ] == expected[:100]
-    assert await user_store.count_filtered(db, role_flt) == len(expected)
+    saved = user_store.RARE_SUFFIXES
+    for rare in (saved, 0):  # read from its suffixes, then as a common text
+        user_store.RARE_SUFFIXES = rare
+        try:
+            flt = user_store.UserFilter(email_contains=needle)
+            expected = [e for e in everyone if needle.lower() in e.lower()]
+            page = await user_store.select_page(db, 0, flt, 100)
+            assert [r.email for r in page] == expected[:100]
+            assert await user_store.count_filtered(db, flt) == len(expected)
+            role_flt = user_store.UserFilter(email_contains=needle, role="team-03")
+            expected = [e for e in members if needle.lower() in e.lower()]
+            page = await user_store.select_page(db, 0, role_flt, 100)
+            assert [r.email for r in page] == expected[:100]
+            assert await user_store.count_filtered(db, role_flt) == len(expected)
+        finally:
+            user_store.RARE_SUFFIXES = saved

@@ -3,12 +3,15 @@
 --         (null = any), $6 int lim, $7 int rare (as in select_page_by_email.sql)
 -- returns: id, email, display_name, avatar_url, is_active, created_at, updated_at
 -- Both filters. A rare text: its few matches (user_email_suffixes_pkey), each
--- checked for the role. A common one: planned for each call
--- (plan_text_filter.sql) with the role's id, so that the planner knows the
--- role's size (user_roles.role_id's statistics) and starts from the smaller
--- side: the role's members (user_roles_role_id_user_id_idx) or users_pkey, each
--- filtered by the text. When both are common and their intersection is sparse,
--- that walk is long (bench/README.md, scale).
+-- checked for the role. A common text of four characters or more: two ranges in
+-- user id order merged, the emails holding its first four characters
+-- (user_email_suffixes_head_idx) and the role's members
+-- (user_roles_role_id_user_id_idx), each pair rechecked against the whole text;
+-- the merge stops when the page is full or either range ends, so a small role
+-- or a rare window ends it early, and a sparse intersection costs ~page / (its
+-- share of the window's holders) entries of each, never a walk of every user. A
+-- shorter common text: the role's members in id order, each looked up by id and
+-- tested, ~page / (the text's share among them) lookups.
 with found as materialized (
     select s.user_id
     from user_email_suffixes s
@@ -33,16 +36,37 @@ select * from (
      order by c.user_id
      limit $6)
     union all
-    (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
-     from users u
-     where not (select yes from rare)
-       and strpos(lower(u.email), lower($2::text)) > 0
-       and ($5::boolean is null or u.is_active = $5::boolean)
-       and u.id > $1
-       and exists (
-             select 1 from user_roles ur
-             where ur.role_id = $4 and ur.user_id = u.id and ur.user_id > $1)
-     order by u.id
+    (select u.*
+     from (select distinct h.user_id  -- in id order: one range of the index
+           from user_email_suffixes h
+           where left(h.suffix, 4) = left(lower($2::text), 4) collate "C"
+             and h.user_id > $1) c
+     join user_roles ur  -- merged with the role's members, also in id order
+       on ur.user_id = c.user_id and ur.role_id = $4 and ur.user_id > $1
+     cross join lateral (
+         select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+         from users u
+         where u.id = c.user_id
+           and strpos(lower(u.email), lower($2::text)) > 0
+           and ($5::boolean is null or u.is_active = $5::boolean)
+         limit 1) u
+     where not (select yes from rare) and length(lower($2::text)) >= 4
+     order by c.user_id
+     limit $6)
+    union all
+    (select u.*
+     from user_roles ur
+     cross join lateral (  -- each member of the role looked up, in id order
+         select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+         from users u
+         where u.id = ur.user_id
+           and strpos(lower(u.email), lower($2::text)) > 0
+           and ($5::boolean is null or u.is_active = $5::boolean)
+         limit 1) u
+     where not (select yes from rare) and length(lower($2::text)) < 4
+       and ur.role_id = $4
+       and ur.user_id > $1
+     order by ur.user_id
      limit $6)
 ) page
 order by page.id
