@@ -15,8 +15,9 @@ size to the smallest.
 
 A page must not get more than 2x slower from 10k to 1M users. The rows of kind
 "count" are exact counts (totalCount): they read every match, O(matches), by
-design; "2 filters" rows are bounded by the role's members, not by the page
-(sql/queries/users/select_page_by_role.sql says why).
+design; "2 filters" rows merge the role's members with the emails holding the
+text, in id order, until the page is full
+(sql/queries/users/select_page_by_email_and_role.sql says what that costs).
 """
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ def cases(size: int, role_id: str) -> list[Case]:
             "2 filters",
             page,
             {"f": {"role": "team-03", "emailContains": "er50"}},
+        ),
+        Case(
+            'users(filter: {role: "admin", emailContains: "@example.com"}) (none)',
+            "2 filters",
+            page,
+            {"f": {"role": "admin", "emailContains": "@example.com"}},
         ),
         Case(
             "roles { name members(first: 5) { edges { node { id } } } }",

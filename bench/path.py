@@ -1,0 +1,180 @@
+"""Which files and folders one request goes through (issue 13's measure).
+
+    .venv/bin/python bench/path.py ['{ user(id: "2") { permissions } }']
+
+Starts its own PostgreSQL and Redis, seeds 50 users and answers the query
+(default: one user's permissions) through the app's real HTTP stack in process,
+as the seeded admin, twice: the first time (the document unseen, the user's
+entry not cached) and again warm. Python's profiler hook records every function
+of the project that starts (a coroutine resuming after an await is not a new
+call) and, for each, the nearest project function below it on the stack (its
+caller; none when the event loop started it, as it does a DataLoader's batch).
+Printed per run: the files in the order first entered, and every call that
+crosses from one folder into another, marked "up" when it runs against the
+layer order of the import contract (pyproject.toml). Counts, not time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dis
+import re
+import secrets
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.main import create_app  # noqa: E402
+from bench.permissions import create  # noqa: E402
+from permbase.settings import Settings  # noqa: E402
+from permdev.embedded import services  # noqa: E402
+from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
+
+PREFIX = str(ROOT) + "/"
+PASSWORD = "path-" + secrets.token_urlsafe(12)
+QUERY = '{ user(id: "2") { permissions } }'
+LOGIN = (
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
+    "{ ... on AuthPayload { accessToken } } }"
+)
+
+
+def layer_of() -> dict[str, int]:
+    """Folder -> its row in the import contract (0 = the top)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = [
+        c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    return {
+        name.strip(): row
+        for row, names in enumerate(contract["layers"])
+        for name in names.split("|")
+    }
+
+
+_first_resume: dict[CodeType, int] = {}
+
+
+def _fresh(frame: FrameType) -> bool:
+    """True when the frame starts, false when a coroutine or generator resumes."""
+    code = frame.f_code
+    if code not in _first_resume:
+        _first_resume[code] = next(
+            (i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0
+        )
+    return frame.f_lasti <= _first_resume[code]
+
+
+def _project(path: str) -> str | None:
+    if not path.startswith(PREFIX) or "/.venv/" in path:
+        return None
+    rel = path[len(PREFIX) :]
+    return None if rel.startswith(("bench/", "tests/")) else rel
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.crossings: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event != "call":
+            return
+        callee = _project(frame.f_code.co_filename)
+        if callee is None or not _fresh(frame):
+            return
+        if callee not in self.files:
+            self.files.append(callee)
+        caller_frame = frame.f_back
+        while caller_frame is not None:
+            caller = _project(caller_frame.f_code.co_filename)
+            if caller is not None:
+                if caller != callee:
+                    self.crossings[(caller, callee)] += 1
+                return
+            caller_frame = caller_frame.f_back
+
+
+def report(label: str, rec: Recorder, layers: dict[str, int]) -> None:
+    folders = {f.split("/")[0] for f in rec.files}
+    print(f"{label}: {len(rec.files)} files in {len(folders)} folders")
+    for f in rec.files:
+        print(f"    {f}")
+    across = [
+        (a, b, n)
+        for (a, b), n in rec.crossings.items()
+        if a.split("/")[0] != b.split("/")[0]
+    ]
+    up = [
+        (a, b, n)
+        for a, b, n in across
+        if layers.get(b.split("/")[0], 0) < layers.get(a.split("/")[0], 0)
+    ]
+    print(
+        f"  {len(across)} caller -> callee pairs cross a folder, {len(up)} of them up:"
+    )
+    for a, b, n in across:
+        mark = "up " if (a, b, n) in up else "   "
+        print(f"    {mark}{a} -> {b} (x{n})")
+
+
+async def run(database_url: str, redis_url: str, query: str) -> None:
+    settings = Settings(
+        environment="prod",
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=secrets.token_urlsafe(48),
+        log_level="WARNING",
+        permissions_cache_keep_warm=False,
+    )
+    con = await asyncpg.connect(database_url)
+    try:
+        await seed(con, admin_password=PASSWORD, users=50)
+    finally:
+        await con.close()
+    layers = layer_of()
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://path"
+        ) as client:
+            login = await client.post(
+                "/graphql",
+                json={"query": LOGIN, "variables": {"e": ADMIN_EMAIL, "p": PASSWORD}},
+            )
+            token = login.json()["data"]["login"]["accessToken"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for label in ("first", "warm"):
+                rec = Recorder()
+                sys.setprofile(rec)
+                try:
+                    response = await client.post(
+                        "/graphql", headers=headers, json={"query": query}
+                    )
+                finally:
+                    sys.setprofile(None)
+                answer = response.json()
+                if response.status_code != 200 or answer.get("errors"):
+                    raise RuntimeError(f"HTTP {response.status_code} {answer}")
+                report(label, rec, layers)
+
+
+def main() -> None:
+    query = sys.argv[1] if len(sys.argv) > 1 else QUERY
+    with services() as (admin_db, redis_url):
+        database_url = asyncio.run(create(admin_db, "permgraph_path"))
+        asyncio.run(run(database_url, re.sub(r"/\d*$", "/1", redis_url), query))
+
+
+if __name__ == "__main__":
+    main()
