@@ -13,10 +13,10 @@ refusals, like every `Refused` raised in the body, roll the transaction back.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from permadmin.refusals import NotAllowed, NotFound
 from permcore import delegation
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Settle(Protocol):
-    def __call__(self, xid: int, *, logged: bool = True) -> Awaitable[bool]:
-        """Return once the committed transaction `xid` has reached the cache
-        (False: not confirmed in time); `logged`: it wrote to the change log."""
-        ...
-
-
 @dataclass(frozen=True)
 class Actor:
     """Who acts (None: nobody signed in, as at login), with the permissions of
@@ -44,7 +37,7 @@ class Actor:
 
     db: Database
     user_id: int | None
-    settle: Settle
+    settle: changes.Settle
     permissions: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -110,4 +103,4 @@ def snapshot(obj: Any, *names: str) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names}
 
 
-__all__ = ["Actor", "Settle", "Work", "snapshot", "unit_of_work"]
+__all__ = ["Actor", "Work", "snapshot", "unit_of_work"]

@@ -28,7 +28,6 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -137,13 +136,8 @@ async def login(
     return pair
 
 
-Settle = Callable[[int], Awaitable[object]]
-"""Called after a transaction that ended sessions committed, with its id: returns
-once the users' cache entries say so (schema/context.py `Context.settle`)."""
-
-
 async def refresh(
-    db: Database, tokens: TokenService, settle: Settle, token: str
+    db: Database, tokens: TokenService, settle: changes.Settle, token: str
 ) -> TokenPair:
     claims = tokens.decode(token, "refresh")
     jti = str(claims["jti"])
@@ -171,14 +165,14 @@ async def refresh(
 
 
 async def logout(
-    db: Database, tokens: TokenService, settle: Settle, token: str
+    db: Database, tokens: TokenService, settle: changes.Settle, token: str
 ) -> None:
     """Ends the refresh token's session: its family, and the access tokens issued in it."""
     claims = tokens.decode(token, "refresh")
     await _revoke_family_of(db, settle, str(claims["jti"]))
 
 
-async def _revoke_family_of(db: Database, settle: Settle, jti: str) -> bool:
+async def _revoke_family_of(db: Database, settle: changes.Settle, jti: str) -> bool:
     """Revoke the family of a known token; False: no such token."""
     async with db.transaction() as con:
         found = await token_store.family_of(con, jti)
@@ -198,7 +192,7 @@ async def _revoke_family_of(db: Database, settle: Settle, jti: str) -> bool:
 
 async def change_password(
     db: Database,
-    settle: Settle,
+    settle: changes.Settle,
     settings: Settings,
     user_id: int,
     current: str,

@@ -3,9 +3,9 @@ migration 0013): which users' entries may have changed, in commit-safe order."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from permstore.db import read_sql
 
@@ -124,6 +124,15 @@ async def select_xid(con: asyncpg.Connection) -> tuple[int, bool]:
     return int(row["xid"]), bool(row["logged"])
 
 
+class Settle(Protocol):
+    """Called after a commit with `select_xid`'s answer: returns once the
+    committed transaction `xid` has reached the cache (False: not confirmed in
+    time); `logged`: it wrote to the change log (schema/context.py
+    `Context.settle`)."""
+
+    def __call__(self, xid: int, *, logged: bool = True) -> Awaitable[bool]: ...
+
+
 async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> None:
     """Record a change by hand: these users' entries, or everyone's (None)."""
     await con.fetchval(INSERT, None if user_ids is None else list(user_ids))
@@ -132,6 +141,7 @@ async def insert(con: asyncpg.Connection, user_ids: Sequence[int] | None) -> Non
 __all__ = [
     "Change",
     "Pending",
+    "Settle",
     "STREAM_SQL",
     "Snapshot",
     "insert",
