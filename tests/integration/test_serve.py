@@ -4,6 +4,7 @@ as deployed: real processes on a real port, one database and one Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -123,3 +124,67 @@ async def test_two_workers_serve_with_one_keeper_pass_and_whole_metrics(
     )
     assert read == 40
     assert after["permissions_cache_refresh_seconds_count"] == 1
+
+
+async def _exchange(url: str, raw: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Sends `raw` on one connection; the responses read back (head, body), and
+    whether the server then closed the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(raw)
+    await writer.drain()
+    responses = []
+    closed = False
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            except asyncio.IncompleteReadError as exc:
+                closed = exc.partial == b""
+                break
+            except TimeoutError:
+                break
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            responses.append((head, await reader.readexactly(length)))
+    finally:
+        writer.close()
+    return responses, closed
+
+
+async def test_responses_on_one_connection_arrive_whole_and_in_order(
+    settings: Settings,
+) -> None:
+    """api/serve.py sends each response in one write: pipelined requests on a
+    kept-alive connection get whole answers in order, and a request that asks
+    to close gets its whole answer before the connection ends."""
+    token = token_for(1, settings)
+
+    def post(query: str, *, close: bool = False) -> bytes:
+        body = ('{"query": "%s"}' % query).encode()
+        return (
+            b"POST /graphql HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Authorization: Bearer {token}\r\n".encode()
+            + (b"Connection: close\r\n" if close else b"")
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    with serving(settings, workers=1) as url:
+        queries = ["{ me { id } }", "{ me { email } }", "{ permissions { code } }"] * 3
+        responses, closed = await _exchange(
+            url, b"".join(post(q) for q in queries) + post("{ me { id } }", close=True)
+        )
+        assert closed
+        assert [h.split(b"\r\n", 1)[0] for h, _ in responses] == [
+            b"HTTP/1.1 200 OK"
+        ] * 10
+        answers = [json.loads(b)["data"] for _, b in responses]
+        assert answers[0] == {"me": {"id": "1"}} == answers[-1]
+        assert answers[1] == {"me": {"email": "admin@permgraph.local"}}
+        assert len(answers[2]["permissions"]) > 0
+        assert answers[3:9] == answers[0:3] * 2
