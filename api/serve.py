@@ -32,10 +32,16 @@ from permbase.settings import settings_or_exit
 
 
 class CoalescingTransport:
-    """A transport whose writes in one turn of the event loop leave as one, at
-    the end of that turn; everything else is the transport's own."""
+    """A transport that holds small writes until the end of the event loop's
+    turn and sends what one turn wrote in one write. A write that would hold
+    more than HOLD_BYTES goes out at once, with what was held before it, so
+    that a large or streamed body meets the socket's backpressure
+    (`pause_writing`) as it would without this layer. Everything else is the
+    transport's own; closing sends what is held first."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    HOLD_BYTES = 16 * 1024
+
+    __slots__ = ("_held", "_loop", "_pending", "_transport")
 
     def __init__(
         self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop
@@ -43,24 +49,46 @@ class CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        self._held = 0
 
     def write(self, data: bytes) -> None:
-        if self._pending is None:
-            self._pending = [data]
+        if not isinstance(data, bytes | bytearray | memoryview):
+            # raised here, where the app wrote, as the transport itself would
+            raise TypeError(f"data: expected bytes, got {type(data).__name__}")
+        if self._held + len(data) > self.HOLD_BYTES:
+            self._flush()
+            self._transport.write(data)
+        elif self._pending is None:
+            self._pending = [bytes(data)]
+            self._held = len(data)
             self._loop.call_soon(self._flush)
         else:
-            self._pending.append(data)
+            self._pending.append(bytes(data))
+            self._held += len(data)
+
+    def writelines(self, lines: list[bytes]) -> None:
+        self.write(b"".join(lines))
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, None
+        pending, self._pending, self._held = self._pending, None, 0
         if pending and not self._transport.is_closing():
             self._transport.write(
                 pending[0] if len(pending) == 1 else b"".join(pending)
             )
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
-        self._flush()  # what was written goes out before the FIN
-        self._transport.close()
+        try:
+            self._flush()  # what was written goes out before the FIN
+        finally:
+            self._transport.close()
+
+    def abort(self) -> None:
+        self._pending, self._held = None, 0
+        self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -121,6 +121,12 @@ def cases(size: int, role_id: str) -> list[Case]:
             {"f": {"emailContains": "er50"}},
         ),
         Case(
+            'users(filter: {emailContains: "example", isActive: false}) (the last 20)',
+            "page",
+            page,
+            {"f": {"emailContains": "example", "isActive": False}},
+        ),
+        Case(
             "users(filter: {isActive: false}) (the last 20)",
             "page",
             page,

@@ -75,10 +75,12 @@ async def select_by_ids(db: Database, ids: Sequence[int]) -> dict[int, UserRow]:
 
 
 # A text with at most this many email suffixes (user_email_suffixes) is rare: its
-# page is read from its matches. A text with more is common: a walk of users by
-# id fills its page after ~page / (its share of users) rows, at most ~page x
-# users / RARE_SUFFIXES. Every common text pays the probe of RARE_SUFFIXES + 1
-# index entries (bench/README.md, scale).
+# page is read from its matches. A text with more is common: a walk in id order
+# of the emails holding its first four characters (of users, for a shorter
+# text; of the deactivated users, for isActive: false) fills its page after
+# ~page / (its share of what is walked) rows. Every common text pays the probe
+# of RARE_SUFFIXES + 1 index entries (sql/queries/users/select_page_by_email.sql,
+# bench/README.md, scale).
 RARE_SUFFIXES = 2000
 
 

@@ -1,7 +1,8 @@
 """Reads shaped like a page are planned on their indexes and read O(page) rows.
 
 Asserted on the plans PostgreSQL really picks (EXPLAIN ANALYZE on a seeded,
-ANALYZEd database; no planner switches turned off), and on the rows each plan
+ANALYZEd database; no planner switches turned off beyond those the app sets
+for text filters, plan_text_filter.sql), and on the rows each plan
 node read, never on time (bench/scale.py times them at 10k to 1M users). Both
 the plan for the values of a call and the generic plan are checked: after 5
 executions PostgreSQL may reuse one generic plan for a prepared statement.
@@ -143,14 +144,15 @@ async def _email_plan(
     text: str,
     role_id: int | None = None,
     rare: int = user_store.RARE_SUFFIXES,
+    active: bool | None = None,
 ) -> dict[str, Any]:
     prefix = user_store.prefix_pattern(text)
     args: tuple[Any, ...]
     if role_id is None:
-        sql, args = user_store.SELECT_PAGE_BY_EMAIL, (text, prefix, None, 21, rare)
+        sql, args = user_store.SELECT_PAGE_BY_EMAIL, (text, prefix, active, 21, rare)
     else:
         sql = user_store.SELECT_PAGE_BY_EMAIL_AND_ROLE
-        args = (text, prefix, role_id, None, 21, rare)
+        args = (text, prefix, role_id, active, 21, rare)
     async with con.transaction():  # as the app plans it
         await con.execute(user_store.PLAN_TEXT_FILTER)
         return await _plan(con, sql, 0, *args)
@@ -245,6 +247,23 @@ async def test_email_filter_reads_a_rare_texts_matches_and_a_common_texts_page(
         assert sum(_rows_read(n) for n in _executed(plan, "users")) == len(both)
 
 
+async def test_a_common_text_among_deactivated_users_reads_only_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """isActive: false (usually few): the deactivated users, one range of
+    users_is_active_idx, each tested; never the text's holders or every user."""
+    async with acquire(pool) as con:
+        team = await con.fetchval("select id from roles where name = 'team-03'")
+        for text, role_id in itertools.product(("@example.com", "@ex"), (None, team)):
+            plan = await _email_plan(con, text, role_id, active=False)
+            (scan,) = _executed(plan, "users")
+            assert scan["Index Name"] == "users_is_active_idx"
+            assert _rows_read(scan) <= INACTIVE
+            assert "user_email_suffixes_head_idx" not in _by_index(
+                plan, "user_email_suffixes"
+            )
+
+
 def _by_index(plan: dict[str, Any], relation: str) -> dict[str, dict[str, Any]]:
     """The executed scans of `relation` by index name (one scan per index)."""
     scans = {n["Index Name"]: n for n in _executed(plan, relation)}
@@ -330,7 +349,7 @@ async def test_the_email_filter_is_planned_for_each_text(
     assert (counts["generic"], counts["custom"]) == (0, 12)
 
 
-_TEXT = st.text(alphabet="ab%_\\ .@", min_size=1, max_size=4)
+_TEXT = st.text(alphabet="abAB%_\\ .@", min_size=1, max_size=6)
 
 
 @hypothesis_settings(
@@ -342,6 +361,9 @@ _TEXT = st.text(alphabet="ab%_\\ .@", min_size=1, max_size=4)
 async def test_email_contains_takes_every_character_literally(
     settings: Settings, pool: asyncpg.Pool, needle: str
 ) -> None:
+    """The text taken literally and case-insensitively, on every branch: rare
+    and common, four characters or more (an email may hold the same four
+    twice) or fewer, with a role, among active or deactivated users."""
     emails = [
         "a%b@x.io",
         "a_b@x.io",
@@ -350,35 +372,40 @@ async def test_email_contains_takes_every_character_literally(
         "A.B@x.io",
         "b a@x.io",
         "%_@x.io",
+        "abababab@x.io",
+        "AbAbA.b@x.io",
+        "ba@ab.ab@x.io",
     ]
     async with acquire(pool) as con:
         await con.execute("delete from users where email like '%@x.io'")
-        for email in emails:
-            await insert_user(con, email)
-        everyone = [
-            r["email"] for r in await con.fetch("select email from users order by id")
-        ]
-        members = [
-            r["email"]
-            for r in await con.fetch(
-                "select u.email from users u join user_roles ur on ur.user_id = u.id"
-                " join roles r on r.id = ur.role_id where r.name = 'team-03' order by u.id"
+        for n, email in enumerate(emails):
+            await insert_user(
+                con, email, roles=["team-03"] if n % 2 else [], active=n % 3 > 0
             )
-        ]
+        users = await con.fetch(
+            "select u.email, u.is_active, exists (select 1 from user_roles ur"
+            " join roles r on r.id = ur.role_id where ur.user_id = u.id"
+            " and r.name = 'team-03') as member from users u order by u.id"
+        )
     db = Database(pool, settings)
     saved = user_store.RARE_SUFFIXES
-    for rare in (saved, 0):  # read from its suffixes, then as a common text
+    for rare, active, role in itertools.product(
+        (saved, 0), (None, True, False), (None, "team-03")
+    ):  # read from its suffixes, then as a common text
         user_store.RARE_SUFFIXES = rare
         try:
-            flt = user_store.UserFilter(email_contains=needle)
-            expected = [e for e in everyone if needle.lower() in e.lower()]
+            flt = user_store.UserFilter(
+                email_contains=needle, is_active=active, role=role
+            )
+            expected = [
+                u["email"]
+                for u in users
+                if needle.lower() in u["email"].lower()
+                and (active is None or u["is_active"] == active)
+                and (role is None or u["member"])
+            ]
             page = await user_store.select_page(db, 0, flt, 100)
-            assert [r.email for r in page] == expected[:100]
+            assert [r.email for r in page] == expected[:100], (rare, active, role)
             assert await user_store.count_filtered(db, flt) == len(expected)
-            role_flt = user_store.UserFilter(email_contains=needle, role="team-03")
-            expected = [e for e in members if needle.lower() in e.lower()]
-            page = await user_store.select_page(db, 0, role_flt, 100)
-            assert [r.email for r in page] == expected[:100]
-            assert await user_store.count_filtered(db, role_flt) == len(expected)
         finally:
             user_store.RARE_SUFFIXES = saved

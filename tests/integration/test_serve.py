@@ -158,9 +158,11 @@ async def _exchange(url: str, raw: bytes) -> tuple[list[tuple[bytes, bytes]], bo
 async def test_responses_on_one_connection_arrive_whole_and_in_order(
     settings: Settings,
 ) -> None:
-    """api/serve.py sends each response in one write: pipelined requests on a
-    kept-alive connection get whole answers in order, and a request that asks
-    to close gets its whole answer before the connection ends."""
+    """api/serve.py holds a turn's writes and sends them as one: whatever it
+    holds, pipelined requests on a kept-alive connection get whole answers in
+    order, and a request that asks to close gets its whole answer before the
+    connection ends. (That an answer leaves in one write is the unit tests'
+    and strace's business: tests/unit/test_serve_transport.py.)"""
     token = token_for(1, settings)
 
     def post(query: str, *, close: bool = False) -> bytes:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from api.serve import CoalescingTransport
 
 
@@ -15,6 +17,8 @@ class Transport:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.closed = False
+        self.aborted = False
+        self.eof = False
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "written after close"
@@ -25,6 +29,12 @@ class Transport:
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 8000) if name == "sockname" else default
@@ -68,3 +78,50 @@ async def test_everything_else_is_the_transports_own() -> None:
     t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
     assert t.get_extra_info("sockname") == ("127.0.0.1", 8000)
     assert not t.is_closing()
+
+
+async def test_a_large_write_leaves_at_once_after_what_was_held() -> None:
+    """So that a big or streamed body meets the socket's backpressure when it
+    is written, not at the end of the turn."""
+    raw = Transport()
+    t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    big = b"x" * (CoalescingTransport.HOLD_BYTES + 1)
+    t.write(b"head")
+    t.write(big)
+    assert raw.writes == [b"head", big]  # in order, before the turn ends
+    t.write(b"tail")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"head", big, b"tail"]
+    chunks = [b"c" * 6000] * 3  # together over the bound: each leaves in time
+    for chunk in chunks:
+        t.write(chunk)
+    assert b"".join(raw.writes[3:]) + b"".join(t._pending or []) == b"".join(chunks)
+    assert sum(map(len, t._pending or [])) <= CoalescingTransport.HOLD_BYTES
+
+
+async def test_writelines_eof_abort_and_bad_data() -> None:
+    raw = Transport()
+    t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.writelines([b"a", b"b"])
+    t.write(b"c")
+    t.write_eof()  # what was held goes before the end of the stream
+    assert raw.writes == [b"abc"] and raw.eof
+    t.write(b"dropped")
+    t.abort()
+    await asyncio.sleep(0)
+    assert raw.writes == [b"abc"] and raw.aborted
+    with pytest.raises(TypeError):
+        t.write("text")  # type: ignore[arg-type]
+
+
+async def test_close_closes_even_when_the_last_write_fails() -> None:
+    class Failing(Transport):
+        def write(self, data: bytes) -> None:
+            raise ConnectionResetError
+
+    raw = Failing()
+    t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.write(b"a")
+    with pytest.raises(ConnectionResetError):
+        t.close()
+    assert raw.closed

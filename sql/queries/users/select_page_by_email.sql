@@ -10,7 +10,10 @@
 -- the emails holding its first four, one range of user_email_suffixes_head_idx
 -- in id order, ~page / (the text's share of them) entries. A shorter common text
 -- (one to three characters, held by many): a walk of users_pkey, ~page / (its
--- share of users) rows. One branch runs: the others' gates are one-time filters.
+-- share of users) rows. Deactivated users only (isActive: false, usually few):
+-- a common text walks them (users_is_active_idx), whatever its length, rather
+-- than every holder of the text. One branch runs: the others' gates are
+-- one-time filters.
 -- Planned for each call, without bitmap scans, hashes or sequential scans
 -- (plan_text_filter.sql), so that each range is an index range read in order.
 -- The text's test, `strpos(lower(email), lower(text)) > 0`, is what
@@ -52,16 +55,27 @@ select * from (
            and ($4::boolean is null or u.is_active = $4::boolean)
          limit 1) u
      where not (select yes from rare) and length(lower($2::text)) >= 4
+       and coalesce($4::boolean, true)
      order by c.user_id
      limit $5)
     union all
     (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
      from users u
      where not (select yes from rare) and length(lower($2::text)) < 4
+       and coalesce($4::boolean, true)
        and strpos(lower(u.email), lower($2::text)) > 0
        and ($4::boolean is null or u.is_active = $4::boolean)
        and u.id > $1
      order by u.id
+     limit $5)
+    union all
+    (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+     from users u
+     where not (select yes from rare) and not coalesce($4::boolean, true)
+       -- the keyset as users_is_active_idx's key (select_page_by_active.sql)
+       and (u.is_active, u.id) > (false, $1) and u.is_active <= false
+       and strpos(lower(u.email), lower($2::text)) > 0
+     order by u.is_active, u.id
      limit $5)
 ) page
 order by page.id

@@ -11,7 +11,9 @@
 -- or a rare window ends it early, and a sparse intersection costs ~page / (its
 -- share of the window's holders) entries of each, never a walk of every user. A
 -- shorter common text: the role's members in id order, each looked up by id and
--- tested, ~page / (the text's share among them) lookups.
+-- tested, ~page / (the text's share among them) lookups. Deactivated users only
+-- (isActive: false): a common text walks them (users_is_active_idx), each
+-- checked for the role.
 with found as materialized (
     select s.user_id
     from user_email_suffixes s
@@ -51,6 +53,7 @@ select * from (
            and ($5::boolean is null or u.is_active = $5::boolean)
          limit 1) u
      where not (select yes from rare) and length(lower($2::text)) >= 4
+       and coalesce($5::boolean, true)
      order by c.user_id
      limit $6)
     union all
@@ -64,9 +67,20 @@ select * from (
            and ($5::boolean is null or u.is_active = $5::boolean)
          limit 1) u
      where not (select yes from rare) and length(lower($2::text)) < 4
+       and coalesce($5::boolean, true)
        and ur.role_id = $4
        and ur.user_id > $1
      order by ur.user_id
+     limit $6)
+    union all
+    (select u.id, u.email, u.display_name, u.avatar_url, u.is_active, u.created_at, u.updated_at
+     from users u
+     where not (select yes from rare) and not coalesce($5::boolean, true)
+       -- the keyset as users_is_active_idx's key (select_page_by_active.sql)
+       and (u.is_active, u.id) > (false, $1) and u.is_active <= false
+       and strpos(lower(u.email), lower($2::text)) > 0
+       and exists (select 1 from user_roles ur where ur.role_id = $4 and ur.user_id = u.id)
+     order by u.is_active, u.id
      limit $6)
 ) page
 order by page.id
