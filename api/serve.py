@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             http=CoalescingHttpTools,
             proxy_headers=True,
+            server_header=False,  # no `server: uvicorn`: the software is nobody's business
             access_log=False,
             log_level="warning",
         )

@@ -124,6 +124,7 @@ def main() -> None:
                 host=args.host,
                 port=args.port,
                 log_level="warning",
+                server_header=False,  # as api/serve.py
             )
 
 

@@ -185,6 +185,8 @@ async def test_responses_on_one_connection_arrive_whole_and_in_order(
         assert [h.split(b"\r\n", 1)[0] for h, _ in responses] == [
             b"HTTP/1.1 200 OK"
         ] * 10
+        # nor does it name its software
+        assert not any(b"\r\nserver:" in h.lower() for h, _ in responses)
         answers = [json.loads(b)["data"] for _, b in responses]
         assert answers[0] == {"me": {"id": "1"}} == answers[-1]
         assert answers[1] == {"me": {"email": "admin@permgraph.local"}}
