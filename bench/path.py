@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.main import create_app  # noqa: E402
-from bench.permissions import create  # noqa: E402
+from bench.permissions import LOGIN, create  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
@@ -46,10 +46,6 @@ from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
 PREFIX = str(ROOT) + "/"
 PASSWORD = "path-" + secrets.token_urlsafe(12)
 QUERY = '{ user(id: "2") { permissions } }'
-LOGIN = (
-    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
-    "{ ... on AuthPayload { accessToken } } }"
-)
 
 
 def layer_of() -> dict[str, int]:

@@ -223,11 +223,16 @@ class Server:
         self.proc.wait(timeout=20)
 
 
+LOGIN = (
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
+    "{ ... on AuthPayload { accessToken } } }"
+)  # variables e, p; the benchmarks' one login
+
+
 def login(url: str) -> str:
-    query = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { ... on AuthPayload { accessToken } } }"
     body = httpx.post(
         f"{url}/graphql",
-        json={"query": query, "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}},
+        json={"query": LOGIN, "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}},
         timeout=10,
     ).json()
     return str(body["data"]["login"]["accessToken"])

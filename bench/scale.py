@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.main import create_app  # noqa: E402
-from bench.permissions import create, drop  # noqa: E402
+from bench.permissions import LOGIN, create, drop  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
@@ -264,8 +264,7 @@ async def start(
     login = await client.post(
         "/graphql",
         json={
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
-            "{ ... on AuthPayload { accessToken } } }",
+            "query": LOGIN,
             "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD},
         },
     )
@@ -364,7 +363,7 @@ def main() -> None:
                     environment="prod",
                     database_url=urls[size],
                     redis_url=re.sub(r"/\d*$", f"/{n + 1}", redis_url),
-                    jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
+                    jwt_secret=JWT_SECRET,
                     log_level="WARNING",
                     permissions_cache_keep_warm=False,
                 )
