@@ -3,7 +3,6 @@ state become a schema.context.Context (the caller's JWT verified here)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -46,7 +45,7 @@ def context_for(
         stream=state["stream"],
         tokens=state["tokens"],
         principal=principal_from_header(authorization, state["tokens"]),
-        request_id=request_id[:64] if request_id else os.urandom(8).hex(),
+        request_id=request_id[:64] if request_id else None,
         client=client,
         consistency=None if consistency is None else parse_token(consistency),
     )

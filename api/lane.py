@@ -196,7 +196,7 @@ class GraphQLLane:
             context=context,
             variables=variables,
             operation_name=operation_name,
-            want_cost=cost_requested(extensions),
+            want_cost=extensions is not None and cost_requested(extensions),
             responses=self.responses,
         )
 

@@ -105,8 +105,11 @@ def git(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def serving(settings: Settings, workers: int) -> Iterator[str]:
-    """`python -m api.serve` with bench.permissions.Server's environment; its URL."""
+def serving(
+    settings: Settings, workers: int, *, cwd: Path = ROOT
+) -> Iterator[tuple[str, int]]:
+    """`python -m api.serve` with bench.permissions.Server's environment, run from
+    `cwd` (a checkout: bench/ab.py); its URL and the supervisor's pid."""
     spec = Server(
         settings,
         **{
@@ -116,7 +119,7 @@ def serving(settings: Settings, workers: int) -> Iterator[str]:
     argv = ["--host", "127.0.0.1", "--port", str(spec.port), "--workers", str(workers)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.serve", *argv],
-        cwd=ROOT,
+        cwd=cwd,
         env=spec.env,
         start_new_session=True,
     )
@@ -132,7 +135,7 @@ def serving(settings: Settings, workers: int) -> Iterator[str]:
                 ok = False
             ready = ready + 1 if ok else 0
             time.sleep(0.2)
-        yield spec.url
+        yield spec.url, proc.pid
     finally:
         stop_group(proc, signal.SIGTERM, 30)
         with suppress(ProcessLookupError):  # a worker the supervisor left behind
@@ -411,7 +414,7 @@ def main() -> int:
                 print(
                     f"== phase {phase}: permgraph with {workers} worker(s)", flush=True
                 )
-                with serving(settings, workers) as url:
+                with serving(settings, workers) as (url, _):
                     results = side_by_side(
                         args, url, settings, token, workers, phase == "whole", tmp
                     )

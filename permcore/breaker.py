@@ -34,6 +34,8 @@ class CircuitBreaker:
         return True
 
     def success(self) -> None:
+        if not self.failures and self.opened_at is None:
+            return  # closed, and nothing to reset (every healthy call)
         if self.opened_at is not None:
             logger.warning("redis circuit breaker closed")
         self.failures = 0

@@ -206,7 +206,6 @@ class PermissionCache:
         epoch = as_text(raw[0])
         values, gen_values = raw[1 : n + 1], raw[n + 1 :]
         hits: dict[int, UserAccess | None] = {}
-        gens = {u: as_text(g) for u, g in zip(user_ids, gen_values, strict=True)}
         decoded = self._decoded
         present: list[tuple[int, bytes | str]] = []
         for user_id, value in zip(user_ids, values, strict=True):
@@ -234,7 +233,7 @@ class PermissionCache:
             decoded[user_id] = (value, access, value_epoch)
             if value_epoch == epoch:
                 hits[user_id] = access
-        return CacheRead(hits, epoch, gens)
+        return CacheRead(hits, epoch, raw_gens=(user_ids, gen_values))
 
     async def read_tokens(self, user_ids: Sequence[int]) -> CacheRead | None:
         """Only the fill tokens and the epoch, for a refresh that reloads every

@@ -4,7 +4,7 @@ cache read yields (`CacheRead`). The key layout is in permcore/cache.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -12,13 +12,33 @@ import orjson
 from permstore.models import UserAccess
 
 
-@dataclass(frozen=True, slots=True)
 class CacheRead:
-    """One MGET's worth: usable entries, and the tokens a fill must present."""
+    """One MGET's worth: usable entries (`hits`), and the tokens a fill must
+    present (`epoch`, `gens`: the fill token read for each user). `gens` is
+    given as a dict, or as the users and their tokens as Redis returned them,
+    decoded when first asked for: a read whose users are all hits needs none."""
 
-    hits: dict[int, UserAccess | None]
-    epoch: str
-    gens: dict[int, str]
+    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
+
+    def __init__(
+        self,
+        hits: dict[int, UserAccess | None],
+        epoch: str,
+        gens: dict[int, str] | None = None,
+        *,
+        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
+    ) -> None:
+        self.hits = hits
+        self.epoch = epoch
+        self._gens = gens
+        self._raw_gens = raw_gens
+
+    @property
+    def gens(self) -> dict[int, str]:
+        if self._gens is None:
+            user_ids, values = self._raw_gens or ((), ())
+            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
+        return self._gens
 
 
 # The value format. 2 added "nbf" and "rs" (what ends a session); a value of an

@@ -65,7 +65,6 @@ async def load_access(
     hits = read.hits if read is not None else {}
     misses = list(dict.fromkeys(u for u in user_ids if u not in hits))
     CACHE_HITS.inc(len(user_ids) - len(misses))  # a repeated key counts as a hit
-    CACHE_MISSES.inc(len(misses))
     logger.debug(
         "permission batch keys=%d hits=%d misses=%d",
         len(user_ids),
@@ -74,6 +73,7 @@ async def load_access(
     )
     if not misses:
         return [hits[u] for u in user_ids]
+    CACHE_MISSES.inc(len(misses))
     fresh, _ = await load_and_fill(
         read, misses, select, cache=cache, flights=cache.inflight, gate=gate
     )

@@ -87,6 +87,10 @@ class Database:
         self.request_slots = max(
             1, int(settings.db_pool_max_size * settings.request_pool_share)
         )
+        # a request's view: at most `_bound` statements at once, through `_slots`
+        # (made by the view's first statement: most requests run none); None: the
+        # pool itself, unbounded
+        self._bound: int | None = None
         self._slots: asyncio.Semaphore | None = None
         # connections this view has taken: a request that took none answered from
         # the permission cache alone (schema/engine/responses.py)
@@ -100,7 +104,7 @@ class Database:
         view = Database.__new__(Database)
         view.__dict__ = {
             **self.__dict__,
-            "_slots": asyncio.Semaphore(self.request_slots),
+            "_bound": self.request_slots,
             "connections": 0,
         }
         return view
@@ -138,12 +142,14 @@ class Database:
 
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[asyncpg.Connection]:
-        if self._slots is None:
+        if self._bound is None:
             async with self.connection() as con:
                 yield con
-        else:
-            async with self._slots, self.connection() as con:
-                yield con
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._bound)
+        async with self._slots, self.connection() as con:
+            yield con
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

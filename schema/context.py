@@ -3,6 +3,7 @@ pools, its loaders and the caller's entry. Built by the edge (api/context.py).""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, TypeAlias
 
 from strawberry.fastapi import BaseContext
@@ -33,7 +34,7 @@ class Context(BaseContext):
         stream: ChangeStream,
         tokens: TokenService,
         principal: Principal | None,
-        request_id: str,
+        request_id: str | None,
         client: str | None = None,
         consistency: int | None = None,
     ) -> None:
@@ -46,7 +47,7 @@ class Context(BaseContext):
         self.stream = stream
         self.tokens = tokens
         self.principal = principal
-        self.request_id = request_id
+        self._request_id = request_id  # the client's X-Request-Id, or made when asked
         self.client = client  # the client's address (the login throttle counts by it)
         # a request that sent a consistency token reads no entry older than it
         self.consistency = consistency
@@ -63,6 +64,14 @@ class Context(BaseContext):
             None  # loaded by `load_viewer` before execution
         )
         self.written: int | None = None  # the request's last write (`settle`)
+
+    @property
+    def request_id(self) -> str:
+        """The request's id in logs and masked errors: the client's, or a random
+        one, made only for a request that has something to log."""
+        if self._request_id is None:
+            self._request_id = os.urandom(8).hex()
+        return self._request_id
 
     async def settle(self, xid: int, *, logged: bool = True) -> bool:
         """After the write transaction `xid` committed: return once this instance

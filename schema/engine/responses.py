@@ -34,6 +34,12 @@ import orjson
 
 from permbase.metrics import GRAPHQL_REPLAYED
 
+# the label children, bound once (`.labels()` takes a lock and a lookup per call)
+_REPLAYED, _CHANGED = (
+    GRAPHQL_REPLAYED.labels("replayed"),
+    GRAPHQL_REPLAYED.labels("changed"),
+)
+
 if TYPE_CHECKING:
     from permstore.models import UserAccess
     from schema.context import Context
@@ -93,13 +99,13 @@ class ResponseCache:
         entries = await context.loaders.access(answer.user_ids)
         for now, then in zip(entries, answer.entries, strict=True):
             if now is not then:
-                GRAPHQL_REPLAYED.labels("changed").inc()
+                _CHANGED.inc()
                 return None
         if (
             self._answers.get(key) is answer
         ):  # (another request may have replaced it meanwhile)
             self._answers.move_to_end(key)
-        GRAPHQL_REPLAYED.labels("replayed").inc()
+        _REPLAYED.inc()
         return answer.body
 
     def remember(self, key: Hashable, context: Context, body: bytes) -> None:
