@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(5000, ge=0)
 
     # Redis: an optimisation only, so timeouts are short and failures are misses.
-    # The socket timeout is measured on the event loop: under CPU saturation the
+    # Each Redis call must end within connect + socket timeout (a new connection
+    # if needed, then the answer), or it is a failure (permcore/cache.py). The
+    # socket timeout is measured on the event loop: under CPU saturation the
     # loop itself lags by tens of ms, so a 50 ms timeout misreads our own lag as a
     # Redis failure (seen in bench/: the breaker opened at 16 concurrent 1000-user
     # pages). 250 ms still bounds a hung Redis; the breaker bounds repeated ones.

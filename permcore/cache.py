@@ -107,10 +107,9 @@ class PermissionCache:
         self.breaker = CircuitBreaker(
             settings.breaker_failure_threshold, settings.breaker_cooldown_s
         )
-        # the client's own timeouts bound each socket operation; this bounds the call
-        self.budget = (
-            settings.redis_connect_timeout_s + 2 * settings.redis_socket_timeout_s
-        )
+        # each call's bound (the client has none of its own: permcore/connection.py):
+        # a new connection if one is needed, then the answer within the socket timeout
+        self.budget = settings.redis_connect_timeout_s + settings.redis_socket_timeout_s
         self._fill = client.register_script(_FILL_SCRIPT)
         # reads of the same loop turn share one MGET (permcore/coalesce.py)
         self._reads = Coalesced(

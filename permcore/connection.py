@@ -41,7 +41,12 @@ def create_redis(settings: Settings) -> aioredis.Redis:
         settings.redis_url,
         connection_class=CountingConnection,
         max_connections=settings.redis_max_connections,
-        socket_timeout=settings.redis_socket_timeout_s,
+        # no socket timeout of the client's own: with one, redis-py wraps every
+        # send in asyncio.wait_for (a task and a timer per command) and every read
+        # in a timeout. Every call of ours is bounded as a whole instead
+        # (PermissionCache._call's budget, readyz's ping); when a bound expires
+        # mid-call, redis-py drops that connection.
+        socket_timeout=None,
         socket_connect_timeout=settings.redis_connect_timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,

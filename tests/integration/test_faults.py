@@ -137,6 +137,34 @@ async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(
         assert time.perf_counter() - started < 1.0
 
 
+async def test_a_redis_call_cut_short_never_hands_its_reply_to_a_later_call(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Every Redis call is bounded as a whole (the client has no socket timeout
+    of its own: permcore/connection.py). A call cut short has sent its command;
+    its reply arrives later. Were its connection reused, the next call on it
+    would read that reply as its own: another user's entry."""
+    async with acquire(pool) as con:
+        editor = await insert_user(con, "cut-e@example.com", roles=["editor"])
+        viewer = await insert_user(con, "cut-v@example.com", roles=["viewer"])
+    # the breaker stays closed, so the calls after the faults go to Redis again
+    async with faulty_app(settings, breaker_failure_threshold=1000) as f:
+        for uid in (editor, viewer):
+            await gql(f.client, perms_query(uid), token=f.token)  # cached
+        await f.redis.set("delay", 0.3)  # beyond each call's bound
+        for _ in range(4):
+            data, errs = await answer(f.client, perms_query(editor), f.token)
+            assert errs == [] and data["user"]["permissions"] == EDITOR
+        await f.redis.set("pass")
+        await asyncio.sleep(0.7)  # the late replies have arrived
+        for _ in range(10):
+            data, errs = await answer(f.client, perms_query(viewer), f.token)
+            assert errs == [] and data["user"] == {
+                "permissions": VIEWER,
+                "hasPermission": False,
+            }
+
+
 async def test_postgres_down_is_a_coded_error_on_a_miss_while_cached_entries_still_answer(
     settings: Settings, editor: int, pool: asyncpg.Pool
 ) -> None:
