@@ -1,8 +1,8 @@
 """The FastAPI application: `uvicorn api.main:create_app --factory`.
 
-The edge, outermost first: SecurityHeaders -> BodyLimit -> GraphQLLane (prepared
-documents, api/lane.py), outside FastAPI's own middleware (`PermgraphApp`) ->
-the Strawberry router (api/router.py) with the
+The edge, outermost first: GraphQLLane (prepared documents, api/lane.py) ->
+SecurityHeaders -> BodyLimit, in front of FastAPI and its own middleware
+(`PermgraphApp`) -> the Strawberry router (api/router.py) with the
 request's context (api/context.py); the lifespan (api/lifespan.py) opens what
 they share. Below the edge: schema/ -> loaders/ -> permcore/ | permauth/ ->
 permstore/ -> permbase/ (README "Layout").
@@ -31,23 +31,31 @@ from schema.engine.responses import ResponseCache
 from schema.root import build_schema
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class PermgraphApp(FastAPI):
     """FastAPI with permgraph's edge (`edge`: GraphQLLane -> SecurityHeaders ->
-    BodyLimit) outermost, outside FastAPI's own middleware (server errors,
-    telemetry, its body limit, exception handlers): a query on the lane is
-    answered without passing through any of them (the lane bounds its body and
-    sets the security headers itself), and what the lane leaves to the app
-    passes through all of them as before. Their `send` wrappers and checks were
-    ~10 % of a remembered answer's CPU (bench/README.md, section 13)."""
+    BodyLimit) in front of all of FastAPI: a query on the lane is answered
+    without passing through FastAPI's and Starlette's own calls and middleware
+    (server errors, telemetry, its body limit, exception handlers; the lane
+    bounds its body and sets the security headers itself), and what the lane
+    leaves to the app passes through all of them as before. Their `send`
+    wrappers and checks were ~10 % of a remembered answer's CPU, the two calls
+    in front of them ~2 % (bench/README.md, section 13)."""
 
     edge: Callable[[ASGIApp], ASGIApp] | None = None
+    _edged: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        inner = super().build_middleware_stack()
-        return inner if self.edge is None else self.edge(inner)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is None:
+            await super().__call__(scope, receive, send)
+            return
+        if (
+            self._edged is None
+        ):  # built on the first call, as Starlette builds its stack
+            self._edged = self.edge(super().__call__)
+        await self._edged(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> PermgraphApp:
