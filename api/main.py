@@ -38,24 +38,32 @@ class PermgraphApp(FastAPI):
     """FastAPI with permgraph's edge (`edge`: GraphQLLane -> SecurityHeaders ->
     BodyLimit) in front of all of FastAPI: a query on the lane is answered
     without passing through FastAPI's and Starlette's own calls and middleware
-    (server errors, telemetry, its body limit, exception handlers; the lane
-    bounds its body and sets the security headers itself), and what the lane
-    leaves to the app passes through all of them as before. Their `send`
-    wrappers and checks were ~10 % of a remembered answer's CPU, the two calls
-    in front of them ~2 % (bench/README.md, section 13)."""
+    (server errors, its body limit, exception handlers; the lane bounds its
+    body and sets the security headers itself), and what the lane leaves to
+    the app passes through all of them as before. Their `send` wrappers and
+    checks were ~10 % of a remembered answer's CPU, the two calls in front of
+    them ~2 % (bench/README.md, section 13).
+
+    `traced` (OTEL_TELEMETRY=true): the edge runs inside FastAPI's call
+    instead, within its native telemetry, so that the lane's answers have
+    their spans too."""
 
     edge: Callable[[ASGIApp], ASGIApp] | None = None
-    _edged: ASGIApp | None = None
+    traced: bool = False
+    _front: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return self.edge(inner) if self.edge is not None and self.traced else inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.edge is None:
-            await super().__call__(scope, receive, send)
-            return
-        if (
-            self._edged is None
-        ):  # built on the first call, as Starlette builds its stack
-            self._edged = self.edge(super().__call__)
-        await self._edged(scope, receive, send)
+        front = self._front
+        if front is None:  # built on the first call, as Starlette builds its stack
+            inner = super().__call__
+            front = self._front = (
+                inner if self.edge is None or self.traced else self.edge(inner)
+            )
+        await front(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> PermgraphApp:
@@ -123,7 +131,7 @@ def create_app(settings: Settings | None = None) -> PermgraphApp:
             fast=settings.graphql_fast_lane,
         )
 
-    app.edge = edge
+    app.edge, app.traced = edge, settings.otel_telemetry
     return app
 
 

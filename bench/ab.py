@@ -35,7 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.peer import QUERIES, serving  # noqa: E402
-from bench.permissions import bench_settings, drop, login, prepare, wrk  # noqa: E402
+from bench.permissions import (  # noqa: E402
+    bench_settings,
+    drop,
+    login,
+    lua_escape,
+    prepare,
+    wrk,
+)
 from permdev.embedded import services  # noqa: E402
 
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -93,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     query = QUERIES.get(args.query, args.query)
     body = orjson.dumps({"query": query}).decode()
-    script = f"wrk.body = '{body}'"
+    script = f"wrk.body = '{lua_escape(body)}'"
     with services() as (admin_db, redis_url), ExitStack() as stack:
         url = asyncio.run(prepare(admin_db))
         stack.callback(lambda: asyncio.run(drop(admin_db, url)))

@@ -7,6 +7,7 @@ fill tokens, so it also has the stale write-back hole described in the README.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,14 @@ if TYPE_CHECKING:
 
 async def _one(user_id: int, db: Database, cache: PermissionCache) -> UserAccess | None:
     key = cache.key(user_id)
-    raw = await cache.client.get(key)
+    async with asyncio.timeout(cache.budget):  # the client has no timeout of its own
+        raw = await cache.client.get(key)
     if raw is not None:
         access, _ = decode_access(user_id, raw)
         return access
     loaded = (await store.select_access_by_user_ids(db, [user_id])).get(user_id)
-    await cache.client.set(key, encode_access(loaded, ""), ex=cache.ttl)
+    async with asyncio.timeout(cache.budget):
+        await cache.client.set(key, encode_access(user_id, loaded, ""), ex=cache.ttl)
     return loaded
 
 

@@ -5,7 +5,7 @@ fill.py (`load_and_fill`, the fill sequence the loader and the keeper share).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
-    P{id}          JSON {"v": 2, "roles": [...], "role_ids": [...], "permissions": [...],
+    P{id}          JSON {"v": 3, "u": id, "roles": [...], "role_ids": [...], "permissions": [...],
                    "active": bool, "nbf": float|null, "rs": [...], "e": epoch}
                    (nbf, rs: what ends the user's sessions, permstore/models.py)  TTL 3600 s ± jitter
     P{id}:gen      fill token of the user; replaced by every invalidation  TTL 1 day
@@ -277,7 +277,11 @@ class PermissionCache:
         for user_id, access in loaded.items():
             keys += [self.key(user_id), self.gen_key(user_id)]
             ttl = self.ttl + (random.randint(0, self.jitter) if self.jitter else 0)  # noqa: S311 - jitter, not crypto
-            args += [read.gens.get(user_id, ""), encode_access(access, read.epoch), ttl]
+            args += [
+                read.gens.get(user_id, ""),
+                encode_access(user_id, access, read.epoch),
+                ttl,
+            ]
         refused = await self._call("fill", lambda: self._fill(keys=keys, args=args))
         if refused:
             CACHE_STALE_WRITES_REFUSED.inc(int(refused))
@@ -322,20 +326,24 @@ class PermissionCache:
         CACHE_INVALIDATIONS.labels("all").inc()
 
         async def sweep() -> int:
-            removed = 0
-            batch: list[bytes] = []
-            async for key in self.client.scan_iter(
-                match=f"{self.prefix}*", count=SCAN_COUNT
-            ):
-                if key.endswith(b":gen") or key == self.epoch_key.encode():
-                    continue
-                batch.append(key)
-                if len(batch) >= UNLINK_CHUNK:
-                    removed += await self.client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += await self.client.unlink(*batch)
-            return removed
+            # each SCAN page and each UNLINK within the budget of one call (the
+            # client has no timeout of its own): a stalled step ends the sweep,
+            # not the change stream's pass that runs it
+            removed, cursor, epoch_key = 0, 0, self.epoch_key.encode()
+            while True:
+                async with asyncio.timeout(self.budget):
+                    cursor, keys = await self.client.scan(
+                        cursor, match=f"{self.prefix}*", count=SCAN_COUNT
+                    )
+                found: list[bytes] = keys  # type: ignore[assignment]  # bytes: the client does not decode
+                batch = [
+                    k for k in found if not (k.endswith(b":gen") or k == epoch_key)
+                ]
+                if batch:
+                    async with asyncio.timeout(self.budget):
+                        removed += await self.client.unlink(*batch)
+                if cursor == 0:
+                    return removed
 
         # memory only: correctness already holds through the epoch
         await self._call("sweep", sweep, force=True, budget=60.0)

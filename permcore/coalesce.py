@@ -78,6 +78,15 @@ class Coalesced:
         values: list[Any] | None = None
         try:
             values = await self._fetch(keys)
+            if values is not None and (
+                type(values) is not list or len(values) != len(keys)
+            ):  # not the reply to this fetch: nobody gets it
+                logger.error(
+                    "coalesced fetch of %d keys answered %s; treated as unavailable",
+                    len(keys),
+                    type(values).__name__,
+                )
+                values = None
         except Exception:  # the fetch reports Redis failures as None; this is a bug
             logger.exception("coalesced fetch of %d keys failed", len(keys))
         finally:  # a waiter never hangs: failed, or cancelled at shutdown, each gets None

@@ -41,20 +41,23 @@ class CacheRead:
         return self._gens
 
 
-# The value format. 2 added "nbf" and "rs" (what ends a session); a value of an
-# older format is a miss, never a hit without them (see validate_access).
-FORMAT = 2
+# The value format. 2 added "nbf" and "rs" (what ends a session); 3 added "u",
+# whose entry it is: a value read for another user (a reply crossed between
+# calls, a key copied by hand) is corrupt, never that user's permissions. A
+# value of an older format is a miss, never a hit (see validate_access).
+FORMAT = 3
 # The epoch reported for a value of an older format: no cache epoch ever equals it
 # (epochs are hex), so the reader treats the value as a miss and overwrites it.
 _OLD_FORMAT_EPOCH = "\x00old-format"
 
 
-def encode_access(access: UserAccess | None, epoch: str) -> bytes:
+def encode_access(user_id: int, access: UserAccess | None, epoch: str) -> bytes:
     if access is None:  # unknown user: cached as such, so it is not re-queried
-        return orjson.dumps({"missing": True, "e": epoch})
+        return orjson.dumps({"v": FORMAT, "u": user_id, "missing": True, "e": epoch})
     return orjson.dumps(
         {
             "v": FORMAT,
+            "u": user_id,
             "roles": list(access.roles),
             "role_ids": list(access.role_ids),
             "permissions": list(access.codes),
@@ -104,11 +107,20 @@ def parse_many(values: list[bytes | str]) -> list[Any] | None:
     return parsed if type(parsed) is list and len(parsed) == len(values) else None
 
 
+def _check_owner(user_id: int, data: dict[str, Any]) -> None:
+    owner = data.get("u")
+    if type(owner) is not int or owner != user_id:
+        raise Corrupt(f"the value of user {owner!r}")
+
+
 def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
     """Validate one parsed cached value; raise Corrupt for anything odd."""
     if not isinstance(data, dict) or not isinstance(data.get("e"), str):
         raise Corrupt("not an object with an epoch")
     if data.get("missing") is True:
+        if data.get("v") != FORMAT:
+            return None, _OLD_FORMAT_EPOCH  # an older marker: a miss
+        _check_owner(user_id, data)
         return None, data["e"]
     roles, role_ids, perms, active = (
         data.get("roles"),
@@ -131,6 +143,7 @@ def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
         # written by an older version, without what ends a session: a miss
         # (overwritten by the next fill), never a hit, and not corrupt
         return None, _OLD_FORMAT_EPOCH
+    _check_owner(user_id, data)
     not_before, revoked = data.get("nbf", False), data.get("rs")
     if not (
         (not_before is None or type(not_before) is float)

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from permbase.metrics import REDIS_ROUND_TRIPS
 
@@ -52,6 +53,10 @@ def create_redis(settings: Settings) -> aioredis.Redis:
         health_check_interval=0,
         # no CLIENT SETINFO round trips on every new connection
         driver_info=None,
+        # no maintenance notifications (a managed-cluster feature): with them on,
+        # the pool skips its check that a connection handed out has no unread
+        # data left on it, a second guard against reading another call's reply
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return aioredis.Redis(connection_pool=pool)
 

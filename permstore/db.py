@@ -105,6 +105,7 @@ class Database:
         view.__dict__ = {
             **self.__dict__,
             "_bound": self.request_slots,
+            "_slots": None,
             "connections": 0,
         }
         return view

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -17,11 +19,12 @@ from hypothesis import (
     settings as hypothesis_settings,
     strategies as st,
 )
+from opentelemetry import trace
 from pydantic import SecretStr
 
 from permbase.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
-from tests.factories import app_with, token_for
+from tests.factories import app_with, metric, token_for
 
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { __typename ... on AuthPayload { user { email } } } }"
 json_values = st.recursive(
@@ -287,6 +290,57 @@ async def test_metrics_are_a_setting(settings: Settings) -> None:
         _,
     ):  # dev and test: open unless a token is set
         assert (await client.get("/metrics")).status_code == 200
+
+
+class _Tracer(trace.Tracer):
+    """Records the server spans FastAPI starts: (name, url.path)."""
+
+    def __init__(self, spans: list[tuple[str, Any]]) -> None:
+        self.spans = spans
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        self.spans.append((name, (kwargs.get("attributes") or {}).get("url.path")))
+        return trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]  # the API's own decorator is private; a context manager all the same
+        self, name: str, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        with trace.use_span(self.start_span(name, **kwargs)) as span:
+            yield span
+
+
+class _Provider(trace.TracerProvider):
+    def __init__(self, spans: list[tuple[str, Any]]) -> None:
+        self.spans = spans
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _Tracer(self.spans)
+
+
+async def test_with_otel_telemetry_the_lanes_answers_have_spans_too(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_TELEMETRY=true: the edge runs inside FastAPI's telemetry
+    (api/main.py `PermgraphApp.traced`), so a query the lane answers has its
+    server span like any other request; off, nothing is traced."""
+    spans: list[tuple[str, Any]] = []
+    # the process's tracer provider, as opentelemetry-instrument would set it
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", _Provider(spans))
+    query = {"query": '{ user(id: "1") { id permissions } }'}
+    headers = {"Authorization": f"Bearer {token_for(1, settings)}"}
+    for traced in (True, False):
+        spans.clear()
+        async with app_with(settings, otel_telemetry=traced) as (client, _):
+            lane = metric("graphql_prepared_requests_total")
+            bodies = [
+                (await client.post("/graphql", json=query, headers=headers)).json()
+                for _ in range(3)
+            ]
+            assert metric("graphql_prepared_requests_total") == lane + 1  # the third
+        assert bodies[0] == bodies[2] and bodies[0]["data"]["user"]["id"] == "1"
+        graphql = [s for s in spans if s[1] == "/graphql"]
+        assert len(graphql) == (3 if traced else 0), spans
 
 
 async def test_an_unexpected_error_on_the_lane_is_a_coded_500_with_the_headers(

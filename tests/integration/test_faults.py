@@ -22,7 +22,7 @@ from asgi_lifespan import LifespanManager
 from api.main import create_app
 from api.state import State
 from permbase.settings import Settings
-from tests.factories import acquire, codes, gql, insert_user, token_for
+from tests.factories import acquire, codes, gql, insert_user, metric, token_for
 from tests.faultproxy import FaultProxy, Mode
 
 
@@ -151,10 +151,12 @@ async def test_a_redis_call_cut_short_never_hands_its_reply_to_a_later_call(
     async with faulty_app(settings, breaker_failure_threshold=1000) as f:
         for uid in (editor, viewer):
             await gql(f.client, perms_query(uid), token=f.token)  # cached
+        cut = metric("redis_errors_total", {"op": "mget"})
         await f.redis.set("delay", 0.3)  # beyond each call's bound
         for _ in range(4):
             data, errs = await answer(f.client, perms_query(editor), f.token)
             assert errs == [] and data["user"]["permissions"] == EDITOR
+        assert metric("redis_errors_total", {"op": "mget"}) >= cut + 4  # were cut
         await f.redis.set("pass")
         await asyncio.sleep(0.7)  # the late replies have arrived
         for _ in range(10):

@@ -296,6 +296,27 @@ async def test_flush_all_makes_in_flight_fills_stale_too(
     assert sql.permission_sql == 1
 
 
+async def test_flush_all_sweeps_every_value_and_keeps_tokens_and_epoch(
+    resources: State, redis_client: aioredis.Redis
+) -> None:
+    """The sweep after a flush reclaims every value, over several SCAN pages,
+    one bounded step at a time; fill tokens stay (they order invalidations) and
+    the epoch is the new one."""
+    prefix, n = settings_prefix(), 2500
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for i in range(n):
+            pipe.set(f"{prefix}{900000 + i}", b"{}")
+            pipe.set(f"{prefix}{900000 + i}:gen", b"t")
+        await pipe.execute()
+    before = await redis_client.get(f"{prefix}epoch")
+    await resources["cache"].invalidate_all()
+    left = [k async for k in redis_client.scan_iter(match=f"{prefix}9?????*")]
+    assert left and all(k.endswith(b":gen") for k in left)
+    assert len(left) == n
+    after = await redis_client.get(f"{prefix}epoch")
+    assert after is not None and after != before
+
+
 def settings_prefix() -> str:
     return "permissions:user:"
 
@@ -606,7 +627,7 @@ async def test_a_value_replaced_in_redis_is_read_anew(
         assert got[0] is not None and got[0].roles == ("viewer",)
     epoch = (await stored(redis_client, "permissions:user:epoch")).decode()
     other = UserAccess(uid, True, (2,), ("editor",), ("users:read", "users:write"))
-    await redis_client.set(f"permissions:user:{uid}", encode_access(other, epoch))
+    await redis_client.set(f"permissions:user:{uid}", encode_access(uid, other, epoch))
     with counting_sql() as sql:
         got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
     assert got[0] is not None and got[0].roles == ("editor",) and sql.statements == []
@@ -618,6 +639,15 @@ async def test_a_value_replaced_in_redis_is_read_anew(
         got[0] is not None and got[0].roles == ("viewer",) and sql.permission_sql == 1
     )
     assert metric("permissions_cache_corrupt_entries_total") == corrupt + 1
+    # another user's value under this user's key (a crossed reply, a copied key):
+    # corrupt, read from PostgreSQL, never taken as this user's
+    admin_value = encode_access(1, UserAccess(1, True, (1,), ("admin",), ("*",)), epoch)
+    await redis_client.set(f"permissions:user:{uid}", admin_value)
+    with counting_sql() as sql:
+        got = await load_access_by_user_id([uid], db=resources["db"], cache=cache)
+    assert got[0] is not None and got[0].roles == ("viewer",)
+    assert sql.permission_sql == 1
+    assert metric("permissions_cache_corrupt_entries_total") == corrupt + 2
 
 
 async def test_concurrent_requests_share_their_mget_and_each_gets_its_own_answer(

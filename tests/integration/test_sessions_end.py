@@ -313,7 +313,7 @@ async def test_an_entry_of_the_old_format_is_a_miss_not_a_pass(
     assert (
         sql.permission_sql == 1
     )  # read from PostgreSQL, and written back in the new format
-    assert orjson.loads(await stored(resources["redis"], key))["v"] == 2
+    assert orjson.loads(await stored(resources["redis"], key))["v"] == 3
 
 
 async def test_the_read_path_is_still_one_redis_round_trip(

@@ -42,10 +42,15 @@ def test_page_size_and_ids() -> None:
 
 def test_cache_value_round_trip_and_validation() -> None:
     access = UserAccess(5, True, (2, 1), ("editor", "viewer"), ("a:y", "b:x"))
-    raw = encode_access(access, "E")
+    raw = encode_access(5, access, "E")
     assert orjson.loads(raw)["permissions"] == ["a:y", "b:x"]
     assert decode_access(5, raw) == (access, "E")
-    assert decode_access(5, encode_access(None, "E")) == (None, "E")
+    assert decode_access(5, encode_access(5, None, "E")) == (None, "E")
+    # another user's value, entry or marker, is never this user's
+    with pytest.raises(Corrupt, match="the value of user 5"):
+        decode_access(6, raw)
+    with pytest.raises(Corrupt, match="the value of user 6"):
+        decode_access(5, encode_access(6, None, "E"))
     for bad in [
         b"",
         b"{",
@@ -103,7 +108,7 @@ def test_every_store_module_finds_its_sql() -> None:
 def test_values_parsed_together_never_shift_between_users() -> None:
     from permcore.codec import parse_many
 
-    good = encode_access(UserAccess(1, True, (), (), ("a:b",)), "E")
+    good = encode_access(1, UserAccess(1, True, (), (), ("a:b",)), "E")
     assert parse_many([good, good]) == [orjson.loads(good)] * 2
     # a value holding two documents would shift every user after it: refused
     assert parse_many([good, good + b"," + good, good]) is None
