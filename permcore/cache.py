@@ -243,8 +243,7 @@ class PermissionCache:
         raw = await self._call("mget", lambda: self.client.mget(keys))
         if raw is None:
             return None
-        gens = {u: as_text(g) for u, g in zip(user_ids, raw[1:], strict=True)}
-        return CacheRead({}, as_text(raw[0]), gens)
+        return CacheRead({}, as_text(raw[0]), raw_gens=(user_ids, raw[1:]))
 
     async def take_lease(
         self, name: str, seconds: float, *, force: bool = False
