@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from schema.engine.errors import PermgraphSchema
-    from schema.engine.responses import ResponseCache
+    from schema.engine.prepared import ResponseCache
 
 _KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _JSON = b"application/json"
@@ -80,7 +80,7 @@ class GraphQLLane:
             fast  # False: every request takes the full path (after the checks above)
         )
         self.schema = schema
-        self.responses = responses  # answers remembered (schema/engine/responses.py)
+        self.responses = responses  # answers remembered (schema/engine/prepared.py)
         self.graphql_schema = schema._schema
         self.path = path
 

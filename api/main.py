@@ -27,7 +27,7 @@ from api.router import PermgraphRouter
 from permbase.errors import AppError
 from permbase.log_setup import configure_logging
 from permbase.settings import Settings, get_settings
-from schema.engine.responses import ResponseCache
+from schema.engine.prepared import ResponseCache
 from schema.root import build_schema
 
 if TYPE_CHECKING:

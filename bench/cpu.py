@@ -12,7 +12,7 @@ processes), minimum and median over rounds, for:
 
 - the prepared path (schema/engine/prepared.py: execution as the fast lane runs it),
 - Strawberry's full `Schema.execute` with the parser and validation caches, and
-- the lane's whole answer with remembered answers (schema/engine/responses.py):
+- the lane's whole answer with remembered answers (`ResponseCache`, schema/engine/prepared.py):
   the same as prepared, plus serialisation, for answers that read rows; an MGET
   and the remembered bytes for those made of permission entries alone.
 """
@@ -43,10 +43,10 @@ from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
 from schema.engine.prepared import (  # noqa: E402
     Prepared,
+    ResponseCache,
     answer_prepared,
     execute_prepared,
 )
-from schema.engine.responses import ResponseCache  # noqa: E402
 from schema.root import build_schema  # noqa: E402
 
 QUERIES = {

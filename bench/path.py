@@ -8,7 +8,7 @@ as the seeded admin, five times, recording three: the first (the document
 unseen, the user's entry not cached), the second (the entry cached; the
 document is kept from its second validation on, schema/engine/prepared.py) and
 the fifth (the steady state: the fast lane, api/lane.py, and the answer
-remembered, schema/engine/responses.py). Python's profiler hook records every function
+remembered, `ResponseCache`, schema/engine/prepared.py). Python's profiler hook records every function
 of the project that starts (a coroutine resuming after an await is not a new
 call) and, for each, the nearest project function below it on the stack (its
 caller; none when the event loop started it, as it does a DataLoader's batch).

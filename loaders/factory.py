@@ -89,7 +89,7 @@ class AccessMemo:
     no future per key). So an entry is read once per request, whichever way asked
     first (two calls in flight at once may both read it: `mixed` says whether
     they got different entries), and `entries` says what the request's answer
-    was computed from (schema/engine/responses.py). Cleared after the request's
+    was computed from (`ResponseCache`, schema/engine/prepared.py). Cleared after the request's
     own write."""
 
     __slots__ = ("entries", "load", "mixed")

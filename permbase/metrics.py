@@ -112,7 +112,7 @@ GRAPHQL_PREPARED = Counter(
 
 GRAPHQL_REPLAYED = Counter(
     "graphql_responses_replayed_total",
-    "Remembered answers tried (schema/engine/responses.py): replayed, changed (an "
+    "Remembered answers tried (`ResponseCache`, schema/engine/prepared.py): replayed, changed (an "
     "entry they were computed from changed), failed (reading the entries failed)",
     ["outcome"],
 )

@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     # skip FastAPI's per-request provider lookups (~2-5 % of a small query's CPU)
     otel_telemetry: bool = False
     # answers made of permission entries alone, remembered per process and sent
-    # again while those entries are unchanged (schema/engine/responses.py); 0: off
+    # again while those entries are unchanged (`ResponseCache`, schema/engine/prepared.py); 0: off
     response_cache_size: int = Field(4096, ge=0)
 
     # /metrics: with a token, only `Authorization: Bearer <token>` reads it;

@@ -93,7 +93,7 @@ class Database:
         self._bound: int | None = None
         self._slots: asyncio.Semaphore | None = None
         # connections this view has taken: a request that took none answered from
-        # the permission cache alone (schema/engine/responses.py)
+        # the permission cache alone (`ResponseCache`, schema/engine/prepared.py)
         self.connections = 0
 
     def for_request(self) -> Database:

@@ -1,4 +1,4 @@
-"""Remembered answers (schema/engine/responses.py): a query answered from
+"""Remembered answers (`ResponseCache`, schema/engine/prepared.py): a query answered from
 permission entries alone is sent again, without execution, while those entries
 are unchanged; it is always what executing would answer.
 

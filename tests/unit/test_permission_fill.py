@@ -313,7 +313,7 @@ async def test_the_keepers_fill_reports_refusals_and_a_failed_write_back() -> No
 async def test_overlapping_reads_that_disagree_are_flagged() -> None:
     """Two calls of the request's memo in flight at once may both read a user;
     if the entry changed between their reads the request saw both, and its
-    answer must not be remembered as computed from one (schema/engine/responses.py)."""
+    answer must not be remembered as computed from one (`ResponseCache`, schema/engine/prepared.py)."""
     versions = iter([entry(7, "a:read"), entry(7, "b:read")])
     gate = asyncio.Event()
 

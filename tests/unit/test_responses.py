@@ -1,4 +1,4 @@
-"""The response cache (schema/engine/responses.py) with a fake request at the
+"""The response cache (`ResponseCache`, schema/engine/prepared.py) with a fake request at the
 seam: what it replays, and that requests changing it while another waits for
 its entries never break that one. On real servers: tests/integration/test_responses.py."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from permauth.tokens import Principal
 from permstore.models import UserAccess
-from schema.engine.responses import ResponseCache
+from schema.engine.prepared import ResponseCache
 
 Read = Callable[[Sequence[int]], Awaitable[list[UserAccess | None]]]
 
