@@ -26,7 +26,7 @@ SecurityHeaders and BodyLimit as before. A query on the lane passes through no
 other layer's wrappers.
 
 The response is what the full path returns for the same request: the same
-context (api/context.py), the same caller-entry loading, the same error
+context (schema/context.py), the same caller-entry loading, the same error
 masking and codes, the same JSON.
 """
 
@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from api.context import context_for
 from api.middleware import (
     SECURITY_HEADERS,
     coded,
@@ -47,6 +46,7 @@ from api.middleware import (
 from permauth.tokens import MAX_AUTHORIZATION_BYTES
 from permbase.errors import AppError
 from permbase.metrics import GRAPHQL_PREPARED
+from schema.context import Context
 from schema.engine.limits import cost_requested
 from schema.engine.prepared import answer_prepared, prepared_query
 
@@ -181,7 +181,7 @@ class GraphQLLane:
         if prepared is None:
             return None
         try:
-            context = context_for(
+            context = Context(
                 scope["state"], authorization, request_id, consistency=consistency
             )
         except (

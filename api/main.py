@@ -3,7 +3,7 @@
 The edge, outermost first: GraphQLLane (prepared documents, api/lane.py) ->
 SecurityHeaders -> BodyLimit, in front of FastAPI and its own middleware
 (`PermgraphApp`) -> the Strawberry router (api/router.py) with the
-request's context (api/context.py); the lifespan (api/lifespan.py) opens what
+request's context (schema/context.py); the lifespan (api/lifespan.py) opens what
 they share. Below the edge: schema/ -> loaders/ -> permcore/ | permauth/ ->
 permstore/ -> permbase/ (README "Layout").
 """
@@ -17,13 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.context import get_context
 from api.health import add_health_routes
 from api.ide import ASSET_PREFIX, NODE_MODULES, local_assets_present
 from api.lane import GraphQLLane
 from api.lifespan import lifespan_for
 from api.middleware import BodyLimit, SecurityHeaders
-from api.router import PermgraphRouter
+from api.router import PermgraphRouter, get_context
 from permbase.errors import AppError
 from permbase.log_setup import configure_logging
 from permbase.settings import Settings, get_settings

@@ -1,5 +1,5 @@
 """Strawberry's FastAPI router, answering with orjson, coded errors and the
-local GraphiQL page."""
+local GraphiQL page, and the request's context it executes with (`get_context`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,21 @@ from fastapi import Request
 from strawberry.fastapi import GraphQLRouter
 
 from api.ide import graphiql_html
+from schema.context import Context
 from schema.engine.errors import add_codes
+
+
+async def get_context(request: Request) -> Context:
+    """The context of a request on the full path, from the same headers as the
+    lane reads (api/lane.py)."""
+    headers = request.headers
+    return Context(
+        request.scope["state"],
+        headers.get("authorization"),
+        headers.get("x-request-id"),
+        request.client.host if request.client else None,
+        headers.get("x-consistency-token"),
+    )
 
 
 class PermgraphRouter(GraphQLRouter[Any, None]):
@@ -27,4 +41,4 @@ class PermgraphRouter(GraphQLRouter[Any, None]):
         return HTMLResponse(graphiql_html())
 
 
-__all__ = ["PermgraphRouter"]
+__all__ = ["PermgraphRouter", "get_context"]

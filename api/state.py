@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
+
+from schema.context import Shared
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from permauth.tokens import TokenService
-    from permbase.settings import Settings
-    from permcore.cache import PermissionCache
-    from permcore.stream import ChangeStream
-    from permstore.db import Database
 
+class State(Shared):
+    """What every request's context uses (`Shared`), and the Redis client that
+    the health checks ping."""
 
-class State(TypedDict):
-    settings: Settings
-    db: Database
     redis: aioredis.Redis
-    cache: PermissionCache
-    stream: ChangeStream
-    tokens: TokenService
 
 
 __all__ = ["State"]

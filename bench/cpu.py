@@ -35,12 +35,12 @@ from graphql import parse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.context import context_for  # noqa: E402
 from api.main import create_app  # noqa: E402
 from bench.permissions import bench_settings, drop, prepare  # noqa: E402
 from permauth.tokens import TokenService  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
+from schema.context import Context  # noqa: E402
 from schema.engine.prepared import (  # noqa: E402
     Prepared,
     ResponseCache,
@@ -84,7 +84,7 @@ async def measure(settings: Settings, rounds: int) -> list[dict[str, Any]]:
             document = parse(query)
 
             async def prepared(document: Any = document) -> Any:
-                ctx = context_for(state, authorization, None)
+                ctx = Context(state, authorization, None)
                 return await execute_prepared(
                     schema._schema,
                     document,
@@ -94,7 +94,7 @@ async def measure(settings: Settings, rounds: int) -> list[dict[str, Any]]:
                 )
 
             async def full(query: str = query) -> Any:
-                ctx = context_for(state, authorization, None)
+                ctx = Context(state, authorization, None)
                 return await schema.execute(query, context_value=ctx)
 
             async def remembered(
@@ -102,7 +102,7 @@ async def measure(settings: Settings, rounds: int) -> list[dict[str, Any]]:
                 document: Any = document,
                 responses: ResponseCache = ResponseCache(16),  # noqa: B008 - one per query, on purpose
             ) -> Any:
-                ctx = context_for(state, authorization, None)
+                ctx = Context(state, authorization, None)
                 return await answer_prepared(
                     schema._schema,
                     Prepared(document),

@@ -1,22 +1,25 @@
 """The per-request GraphQL context: who is calling, the request's share of the
-pools, its loaders and the caller's entry. Built by the edge (api/context.py)."""
+pools, its loaders and the caller's entry. The edge builds one per request
+(api/lane.py, api/router.py) from what the process shares and the request's
+headers."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from loaders.factory import create_loaders
 from permadmin.unit import Actor
+from permauth.tokens import principal_from_header
 from permbase.errors import Forbidden, Unauthenticated
-from permcore.stream import Consistent
+from permcore.stream import Consistent, parse_token
 
 if TYPE_CHECKING:
     from loaders.factory import Loaders
-    from permauth.tokens import Principal, TokenService
+    from permauth.tokens import TokenService
     from permbase.settings import Settings
     from permcore.cache import PermissionCache
     from permcore.stream import ChangeStream
@@ -24,36 +27,52 @@ if TYPE_CHECKING:
     from permstore.models import UserAccess
 
 
+class Shared(TypedDict):
+    """What the process opens once and every request's context uses (the
+    lifespan's state, api/state.py)."""
+
+    settings: Settings
+    db: Database
+    cache: PermissionCache
+    stream: ChangeStream
+    tokens: TokenService
+
+
 class Context(BaseContext):
     def __init__(
         self,
-        *,
-        settings: Settings,
-        db: Database,
-        cache: PermissionCache,
-        stream: ChangeStream,
-        tokens: TokenService,
-        principal: Principal | None,
+        shared: Shared,
+        authorization: str | None,
         request_id: str | None,
         client: str | None = None,
-        consistency: int | None = None,
+        consistency: str | None = None,
     ) -> None:
+        """A request's context from what the process shares and the request's
+        headers: `Authorization` (its bearer token verified here: raises
+        Unauthenticated for credentials that do not verify), `X-Request-Id`,
+        the client's address (the ASGI scope's; behind a proxy, the server's
+        --proxy-headers set it) and `X-Consistency-Token` (raises InvalidInput
+        for one that is not a token: permcore/stream.py)."""
         super().__init__()
-        self.settings = settings
+        tokens = self.tokens = shared["tokens"]
+        self.principal = principal_from_header(authorization, tokens)
+        # a request that sent a consistency token reads no entry older than it
+        self.consistency = None if consistency is None else parse_token(consistency)
+        self.settings = settings = shared["settings"]
+        self.cache = cache = shared["cache"]
+        self.stream = stream = shared["stream"]
+        db = shared["db"]
         # the request's share of each pool: a bounded number of its statements and
         # of its Redis calls in flight at once (permstore/db.py, loaders/factory.py)
         self.db = db.for_request()
-        self.cache = cache
-        self.stream = stream
-        self.tokens = tokens
-        self.principal = principal
-        self._request_id = request_id  # the client's X-Request-Id, or made when asked
+        # the client's X-Request-Id (at most 64 characters), or made when asked
+        self._request_id = request_id[:64] if request_id else None
         self.client = client  # the client's address (the login throttle counts by it)
-        # a request that sent a consistency token reads no entry older than it
-        self.consistency = consistency
         self.loaders: Loaders = create_loaders(
             self.db,
-            cache if consistency is None else Consistent(cache, stream, consistency),
+            cache
+            if self.consistency is None
+            else Consistent(cache, stream, self.consistency),
             settings.loader_max_batch_size,
             per_user=settings.permissions_loader == "per_user",
             redis_slots=max(
@@ -167,4 +186,4 @@ class Context(BaseContext):
 
 Info: TypeAlias = StrawberryInfo[Context, None]
 
-__all__ = ["Context", "Info"]
+__all__ = ["Context", "Info", "Shared"]
