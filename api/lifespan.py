@@ -17,7 +17,8 @@ from api.state import State
 from permauth.tokens import TokenService
 from permbase.metrics import install_gc_timer
 from permbase.settings import Settings
-from permcore.cache import InvalidationFailed, PermissionCache, create_redis
+from permcore.cache import InvalidationFailed, PermissionCache
+from permcore.client import create_redis
 from permcore.keeper import CacheKeeper
 from permcore.stream import ChangeStream
 from permstore.db import create_database

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.permissions import bench_settings, create  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache  # noqa: E402
-from permcore.connection import CountingConnection, create_redis  # noqa: E402
+from permcore.client import CountingConnection, create_redis  # noqa: E402
 from permcore.keeper import CacheKeeper  # noqa: E402
 from permcore.stream import ChangeStream  # noqa: E402
 from permdev.embedded import services  # noqa: E402

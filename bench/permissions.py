@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from loaders.permissions_per_user import load_access_one_by_one  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permcore.cache import PermissionCache  # noqa: E402
-from permcore.connection import CountingConnection, create_redis  # noqa: E402
+from permcore.client import CountingConnection, create_redis  # noqa: E402
 from permcore.read import load_access_by_user_id  # noqa: E402
 from permdev.embedded import free_port, services  # noqa: E402
 from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402

@@ -1,7 +1,8 @@
 """The Redis permission cache (`PermissionCache`): reads, race-free fills,
-invalidation, the epoch, leases. The other pieces: permcore/connection.py (the
-client), breaker.py (circuit breaker), codec.py (the value format), singleflight.py,
-fill.py (`load_and_fill`, the fill sequence the loader and the keeper share).
+invalidation, the epoch, leases. The other pieces: permcore/client.py (how the core
+talks to Redis: the pool, each call under a time budget and a circuit breaker, the
+shared MGET), codec.py (the value format), singleflight.py, fill.py
+(`load_and_fill`, the fill sequence the loader and the keeper share).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
@@ -21,7 +22,8 @@ A flush replaces the epoch: values carrying an older epoch are misses at once,
 and the SCAN + UNLINK that follows only reclaims memory.
 
 Redis is an optimisation only: every error or timeout counts as a miss (reads) or
-a skipped fill (writes); a circuit breaker skips Redis after repeated failures.
+a skipped fill (writes); a circuit breaker skips Redis after repeated failures
+(both permcore/client.py's).
 Invalidations that fail raise `InvalidationFailed`: the change stream then keeps
 its position and distrusts the cache until a pass succeeds (permcore/stream.py).
 """
@@ -33,20 +35,16 @@ import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from permbase.metrics import (
     CACHE_CORRUPT,
     CACHE_INVALIDATIONS,
     CACHE_STALE_WRITES_REFUSED,
-    POOL_EXHAUSTED,
-    REDIS_ERRORS,
 )
-from permcore.breaker import CircuitBreaker
-from permcore.coalesce import Coalesced
+from permcore.client import GuardedRedis
 from permcore.codec import (
     CacheRead,
     Corrupt,
@@ -56,7 +54,6 @@ from permcore.codec import (
     parse_many,
     validate_access,
 )
-from permcore.connection import create_redis, pool_exhausted
 from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 
@@ -65,15 +62,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 GEN_TTL_S = 24 * 3600
 UNLINK_CHUNK = 1000
 DECODED_MAX = (
     100_000  # decoded values remembered per process (~1 KB each); cleared when full
 )
 SCAN_COUNT = 1000
-_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 # KEYS: epoch, then (value, gen) per user. ARGV: expected epoch, then
 # (expected gen, value, ttl) per user. Returns how many fills were refused.
@@ -99,22 +93,13 @@ class InvalidationFailed(Exception):
 
 class PermissionCache:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
-        self.client = client
+        # the client, under its breaker and time budget (permcore/client.py)
+        self.redis = GuardedRedis(client, settings)
         self.prefix = settings.permissions_cache_prefix
         self.ttl = settings.permissions_cache_ttl_s
         self.jitter = settings.permissions_cache_ttl_jitter_s
         self.epoch_key = f"{self.prefix}epoch"
-        self.breaker = CircuitBreaker(
-            settings.breaker_failure_threshold, settings.breaker_cooldown_s
-        )
-        # each call's bound (the client has none of its own: permcore/connection.py):
-        # a new connection if one is needed, then the answer within the socket timeout
-        self.budget = settings.redis_connect_timeout_s + settings.redis_socket_timeout_s
         self._fill = client.register_script(_FILL_SCRIPT)
-        # reads of the same loop turn share one MGET (permcore/coalesce.py)
-        self._reads = Coalesced(
-            lambda keys: self._call("mget", lambda: self.client.mget(keys))
-        )
         # False while an invalidation may be missing from Redis (see permcore/stream.py):
         # reads and fills skip Redis until the change stream has caught up
         self.trusted = False
@@ -134,8 +119,10 @@ class PermissionCache:
 
     async def prepare(self) -> None:
         """Load the fill script so the first write-back is one round trip."""
-        await self._call(
-            "script_load", lambda: self.client.script_load(_FILL_SCRIPT), force=True
+        await self.redis.call(
+            "script_load",
+            lambda: self.redis.client.script_load(_FILL_SCRIPT),
+            force=True,
         )
         await self.ensure_epoch()
 
@@ -145,9 +132,11 @@ class PermissionCache:
         before a Redis restart from equalling tokens read after it, as long as an
         instance restarts with Redis (a restarted Redis keeps no epoch until then:
         see the note in SECURITY.md)."""
-        await self._call(
+        await self.redis.call(
             "epoch",
-            lambda: self.client.set(self.epoch_key, secrets.token_hex(8), nx=True),
+            lambda: self.redis.client.set(
+                self.epoch_key, secrets.token_hex(8), nx=True
+            ),
             force=True,
         )
 
@@ -156,37 +145,6 @@ class PermissionCache:
 
     def gen_key(self, user_id: int) -> str:
         return f"{self.prefix}{user_id}:gen"
-
-    async def _call(
-        self,
-        op: str,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        force: bool = False,
-        budget: float | None = None,
-    ) -> T | None:
-        """Run one Redis call under the breaker and a time budget; None on failure."""
-        if not force and not self.breaker.allow():
-            return None
-        try:
-            async with asyncio.timeout(budget or self.budget):
-                result = await fn()
-        except _REDIS_FAILURES as exc:
-            if pool_exhausted(exc):
-                # every connection of this process's pool is in use: Redis itself
-                # is fine, so this is a miss but no failure of Redis (the breaker
-                # would turn the cache off for everyone)
-                POOL_EXHAUSTED.labels("redis").inc()
-                logger.warning("redis pool exhausted, treating %s as a miss", op)
-                return None
-            REDIS_ERRORS.labels(op).inc()
-            self.breaker.failure()
-            logger.warning(
-                "redis %s failed, treating as a miss: %s", op, type(exc).__name__
-            )
-            return None
-        self.breaker.success()
-        return result
 
     # -- reads ---------------------------------------------------------------
 
@@ -198,7 +156,7 @@ class PermissionCache:
         keys = [self.epoch_key]
         keys += [self.key(u) for u in user_ids]
         keys += [self.gen_key(u) for u in user_ids]
-        raw = await self._reads.get(keys)
+        raw = await self.redis.mget(keys)
         if raw is None:
             return None
         n = len(user_ids)
@@ -240,7 +198,7 @@ class PermissionCache:
         if not (self.trusted and self.enabled):
             return None
         keys = [self.epoch_key, *(self.gen_key(u) for u in user_ids)]
-        raw = await self._call("mget", lambda: self.client.mget(keys))
+        raw = await self.redis.call("mget", lambda: self.redis.client.mget(keys))
         if raw is None:
             return None
         return CacheRead({}, as_text(raw[0]), raw_gens=(user_ids, raw[1:]))
@@ -253,8 +211,9 @@ class PermissionCache:
         if not (self.trusted and self.enabled):
             return False
         key, ms = f"{self.prefix}lease:{name}", max(1, int(seconds * 1000))
-        done = await self._call(
-            "lease", lambda: self.client.set(key, self.instance, px=ms, nx=not force)
+        done = await self.redis.call(
+            "lease",
+            lambda: self.redis.client.set(key, self.instance, px=ms, nx=not force),
         )
         return bool(done)
 
@@ -281,7 +240,9 @@ class PermissionCache:
                 encode_access(user_id, access, read.epoch),
                 ttl,
             ]
-        refused = await self._call("fill", lambda: self._fill(keys=keys, args=args))
+        refused = await self.redis.call(
+            "fill", lambda: self._fill(keys=keys, args=args)
+        )
         if refused:
             CACHE_STALE_WRITES_REFUSED.inc(int(refused))
             logger.info("refused %d stale permission write-backs", refused)
@@ -299,13 +260,13 @@ class PermissionCache:
             chunk = ids[start : start + UNLINK_CHUNK]
 
             async def run(chunk: list[int] = chunk) -> list[Any]:
-                async with self.client.pipeline(transaction=True) as pipe:
+                async with self.redis.client.pipeline(transaction=True) as pipe:
                     pipe.unlink(*[self.key(u) for u in chunk])
                     for u in chunk:
                         pipe.set(self.gen_key(u), tokens[u], ex=GEN_TTL_S)
                     return await pipe.execute()
 
-            if await self._call("invalidate", run, force=True) is None:
+            if await self.redis.call("invalidate", run, force=True) is None:
                 raise InvalidationFailed(f"could not invalidate {len(ids)} users")
         if ids:
             CACHE_INVALIDATIONS.labels("users" if len(ids) > 1 else "user").inc()
@@ -316,8 +277,10 @@ class PermissionCache:
         memory with SCAN + UNLINK in batches; never KEYS."""
         token = secrets.token_hex(8)
         if (
-            await self._call(
-                "flush", lambda: self.client.set(self.epoch_key, token), force=True
+            await self.redis.call(
+                "flush",
+                lambda: self.redis.client.set(self.epoch_key, token),
+                force=True,
             )
             is None
         ):
@@ -330,8 +293,8 @@ class PermissionCache:
             # not the change stream's pass that runs it
             removed, cursor, epoch_key = 0, 0, self.epoch_key.encode()
             while True:
-                async with asyncio.timeout(self.budget):
-                    cursor, keys = await self.client.scan(
+                async with asyncio.timeout(self.redis.budget):
+                    cursor, keys = await self.redis.client.scan(
                         cursor, match=f"{self.prefix}*", count=SCAN_COUNT
                     )
                 found: list[bytes] = keys  # type: ignore[assignment]  # bytes: the client does not decode
@@ -339,14 +302,13 @@ class PermissionCache:
                     k for k in found if not (k.endswith(b":gen") or k == epoch_key)
                 ]
                 if batch:
-                    async with asyncio.timeout(self.budget):
-                        removed += await self.client.unlink(*batch)
+                    async with asyncio.timeout(self.redis.budget):
+                        removed += await self.redis.client.unlink(*batch)
                 if cursor == 0:
                     return removed
 
         # memory only: correctness already holds through the epoch
-        await self._call("sweep", sweep, force=True, budget=60.0)
+        await self.redis.call("sweep", sweep, force=True, budget=60.0)
 
 
-# create_redis is re-exported: the app builds the client and the cache together
-__all__ = ["InvalidationFailed", "PermissionCache", "create_redis"]
+__all__ = ["InvalidationFailed", "PermissionCache"]

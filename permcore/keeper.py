@@ -225,7 +225,8 @@ def _cli_settings() -> Settings:
 
 
 async def _main() -> None:
-    from permcore.cache import PermissionCache, create_redis
+    from permcore.cache import PermissionCache
+    from permcore.client import create_redis
     from permstore.db import create_database
 
     settings = _cli_settings()

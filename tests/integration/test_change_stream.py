@@ -24,7 +24,8 @@ from hypothesis import (
 
 from api.state import State
 from permbase.settings import Settings
-from permcore.cache import InvalidationFailed, PermissionCache, create_redis
+from permcore.cache import InvalidationFailed, PermissionCache
+from permcore.client import create_redis
 from permcore.read import load_access_by_user_id
 from permcore.stream import ChangeStream
 from permdev.embedded import free_port

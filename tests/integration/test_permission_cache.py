@@ -1,6 +1,6 @@
 """The permission loader and its Redis cache, against real servers.
 
-Round trips are counted by the connection wrapper (permcore.connection.CountingConnection,
+Round trips are counted by the connection wrapper (permcore.client.CountingConnection,
 one per packet sent), commands by Redis itself (INFO commandstats), SQL
 statements by asyncpg's query logger (permstore.db.query_listeners).
 """
@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 
 from api.state import State
 from permbase.settings import Settings
+from permcore.client import CountingConnection
 from permcore.codec import encode_access
-from permcore.connection import CountingConnection
 from permcore.read import load_access_by_user_id
 from permdev.embedded import free_port
 from permdev.seed import seed
@@ -378,7 +378,7 @@ async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(
             }
             assert elapsed < 1.0, f"request {i} took {elapsed:.3f}s"
         # after `threshold` failures Redis is skipped, not hammered
-        assert state["cache"].breaker.is_open
+        assert state["cache"].redis.breaker.is_open
         assert (
             metric("redis_errors_total", {"op": "mget"}) - errors
             <= settings.breaker_failure_threshold + 1
@@ -408,13 +408,13 @@ async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
             assert (
                 time.perf_counter() - started < 0.8
             )  # a few socket timeouts, not a hang
-        assert cache.breaker.is_open
+        assert cache.redis.breaker.is_open
     finally:
         await redis_client.client_unpause()
     await asyncio.sleep(settings.breaker_cooldown_s + 0.1)
     body = await gql(client, query, token=admin_token)  # the half-open probe succeeds
     assert body["data"]["user"]["permissions"] == expected
-    assert not cache.breaker.is_open
+    assert not cache.redis.breaker.is_open
     assert metric("redis_circuit_breaker_open") == 0
 
 
@@ -658,7 +658,7 @@ async def test_concurrent_requests_share_their_mget_and_each_gets_its_own_answer
     resources: State,
 ) -> None:
     """Requests whose reads meet in one turn of the event loop read Redis with
-    one MGET (permcore/coalesce.py); each answer is its own, and a change made
+    one MGET (permcore/client.py); each answer is its own, and a change made
     before they start is seen by every one of them."""
     async with acquire(pool) as con:
         await seed(con, users=20)

@@ -23,7 +23,7 @@ from hypothesis import (
 )
 
 from permbase.settings import Settings
-from permcore.connection import CountingConnection
+from permcore.client import CountingConnection
 from tests.factories import (
     acquire,
     app_with,

@@ -24,7 +24,7 @@ from api.state import State
 from permauth.passwords import hash_password
 from permauth.tokens import MAX_AUTHORIZATION_BYTES
 from permbase.settings import Settings
-from permcore.connection import CountingConnection
+from permcore.client import CountingConnection
 from tests.factories import (
     acquire,
     codes,

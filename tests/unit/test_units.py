@@ -1,10 +1,9 @@
-"""Pure pieces: cursors, cache value validation, migration numbering, SQL files, the breaker."""
+"""Pure pieces: cursors, cache value validation, migration numbering, SQL files."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import time
 from pathlib import Path
 
 import orjson
@@ -12,7 +11,6 @@ import pytest
 
 import permstore
 from permbase.errors import InvalidInput
-from permcore.breaker import CircuitBreaker
 from permcore.codec import Corrupt, decode_access, encode_access
 from permcore.stream import LISTEN_RETRY_S, ChangeStream
 from permstore.migrate import MIGRATIONS_DIR, MigrationError, discover
@@ -68,19 +66,6 @@ def test_deactivated_user_has_no_effective_permissions() -> None:
     access = UserAccess(5, False, (1,), ("admin",), ("roles:write",))
     assert access.effective_codes == ()
     assert "roles:write" in access.permissions  # held, but not effective
-
-
-def test_breaker_opens_cools_down_and_probes_once() -> None:
-    breaker = CircuitBreaker(threshold=2, cooldown=0.05)
-    breaker.failure()
-    assert breaker.allow()
-    breaker.failure()
-    assert breaker.is_open and not breaker.allow()
-    time.sleep(0.06)
-    assert breaker.allow()  # the one probe
-    assert not breaker.allow()  # nobody else while it is out
-    breaker.success()
-    assert not breaker.is_open and breaker.allow()
 
 
 def test_migrations_are_numbered_without_gaps(tmp_path: Path) -> None:

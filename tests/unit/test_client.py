@@ -1,15 +1,17 @@
-"""Reads of the same loop turn share one fetch (permcore/coalesce.py), with a
-fake fetch at the seam. The same on real Redis, one MGET for concurrent requests:
+"""permcore/client.py's pure pieces. Reads of the same loop turn share one fetch
+(`Coalesced`), with a fake fetch at the seam. The same on real Redis, one MGET for
+concurrent requests, and the breaker with Redis down or hung:
 tests/integration/test_permission_cache.py."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from hypothesis import given, settings, strategies as st
 
-from permcore.coalesce import Coalesced
+from permcore.client import CircuitBreaker, Coalesced
 
 
 class Store:
@@ -91,3 +93,16 @@ async def test_a_cancelled_caller_cancels_only_its_own_wait() -> None:
     leaving.cancel()
     assert await staying == ["v1", "v2"]
     assert len(store.fetches) == 1
+
+
+def test_breaker_opens_cools_down_and_probes_once() -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown=0.05)
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.is_open and not breaker.allow()
+    time.sleep(0.06)
+    assert breaker.allow()  # the one probe
+    assert not breaker.allow()  # nobody else while it is out
+    breaker.success()
+    assert not breaker.is_open and breaker.allow()
