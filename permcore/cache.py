@@ -1,8 +1,9 @@
 """The Redis permission cache (`PermissionCache`): reads, race-free fills,
 invalidation, the epoch, leases. The other pieces: permcore/client.py (how the core
 talks to Redis: the pool, each call under a time budget and a circuit breaker, the
-shared MGET), codec.py (the value format), singleflight.py, fill.py
-(`load_and_fill`, the fill sequence the loader and the keeper share).
+shared MGET), codec.py (the value format), singleflight.py, read.py (what a
+read yields, and the read-through: `load_access`, and `load_and_fill`, the fill
+sequence the loader and the keeper share).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
@@ -46,14 +47,13 @@ from permbase.metrics import (
 )
 from permcore.client import GuardedRedis
 from permcore.codec import (
-    CacheRead,
     Corrupt,
-    as_text,
     decode_access,
     encode_access,
     parse_many,
     validate_access,
 )
+from permcore.read import CacheRead, as_text
 from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 

@@ -1,45 +1,14 @@
 """The cached value's format: encode, parse and validate one user's entry
-(`encode_access`, `decode_access`, `validate_access`, `parse_many`), and what one
-cache read yields (`CacheRead`). The key layout is in permcore/cache.py."""
+(`encode_access`, `decode_access`, `validate_access`, `parse_many`). The key
+layout is in permcore/cache.py, what one read yields in permcore/read.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from permstore.models import UserAccess
-
-
-class CacheRead:
-    """One MGET's worth: usable entries (`hits`), and the tokens a fill must
-    present (`epoch`, `gens`: the fill token read for each user). `gens` is
-    given as a dict, or as the users and their tokens as Redis returned them,
-    decoded when first asked for: a read whose users are all hits needs none."""
-
-    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
-
-    def __init__(
-        self,
-        hits: dict[int, UserAccess | None],
-        epoch: str,
-        gens: dict[int, str] | None = None,
-        *,
-        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
-    ) -> None:
-        self.hits = hits
-        self.epoch = epoch
-        self._gens = gens
-        self._raw_gens = raw_gens
-
-    @property
-    def gens(self) -> dict[int, str]:
-        if self._gens is None:
-            user_ids, values = self._raw_gens or ((), ())
-            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
-        return self._gens
-
 
 # The value format. 2 added "nbf" and "rs" (what ends a session); 3 added "u",
 # whose entry it is: a value read for another user (a reply crossed between
@@ -75,12 +44,6 @@ _INT = {int}
 
 class Corrupt(ValueError):
     pass
-
-
-def as_text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def decode_access(user_id: int, raw: bytes | str) -> tuple[UserAccess | None, str]:
@@ -166,9 +129,7 @@ def validate_access(user_id: int, data: Any) -> tuple[UserAccess | None, str]:
 
 
 __all__ = [
-    "CacheRead",
     "Corrupt",
-    "as_text",
     "decode_access",
     "encode_access",
     "parse_many",

@@ -18,7 +18,7 @@ queries, bench/README.md). The keeper closes that gap:
   that is logged;
 - `refill` reloads, right after, the entries the change stream invalidated
   (`refill_soon`, up to REFILL_MAX queued), so a change costs its users no miss;
-- both through the same protocol as any reader (permcore/fill.py
+- both through the same protocol as any reader (permcore/read.py
   `load_and_fill`, the loader's fill): the fill tokens are read before the SQL
   and the write-back is refused for a user invalidated in between, so the keeper
   can never write back permissions a change has revoked.
@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from permbase.metrics import CACHE_REFILLED, CACHE_REFRESH_SECONDS, CACHE_REFRESHED
-from permcore.fill import load_and_fill
-from permcore.read import load_access_by_user_id
+from permcore.read import load_access_by_user_id, load_and_fill
 from permstore import permissions as access_store, users as user_store
 
 if TYPE_CHECKING:

@@ -1,11 +1,15 @@
-"""Batch contract: N user ids in -> N values out, in key order; a slot holds the
+"""The read-through: what one cache read yields (`CacheRead`), the permission
+loader's batch function (`load_access`) and the fill of its misses
+(`load_and_fill`, which the keeper, permcore/keeper.py, uses as well).
+
+Batch contract: N user ids in -> N values out, in key order; a slot holds the
 user's `UserAccess`, None for an unknown user, or an Exception.
 
-One batch = one Redis MGET (values, fill tokens, epoch), then, for the misses,
-the fill sequence of permcore/fill.py (`load_and_fill`: single flight, one SQL query,
-one token-checked write-back). A failed SQL query fails every key of the batch
-and caches nothing; a failed Redis call is a miss (or a skipped fill), never an
-error and never a grant.
+One batch = one Redis MGET (values, fill tokens, epoch: permcore/cache.py),
+then, for the misses, the fill: single flight (permcore/singleflight.py), one
+SQL query, one token-checked write-back. A failed SQL query fails every key of
+the batch and caches nothing; a failed Redis call is a miss (or a skipped
+fill), never an error and never a grant.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -24,15 +28,65 @@ from permbase.metrics import (
     LOADER_BATCH_SIZE,
     LOADER_SQL_SECONDS,
 )
-from permcore.codec import CacheRead
-from permcore.fill import Fillable, load_and_fill
-from permcore.singleflight import SingleFlight
+from permcore.singleflight import FlightKey, Pending, SingleFlight
 from permstore import permissions as store
+from permstore.models import UserAccess
 
 if TYPE_CHECKING:
-    from permcore.fill import Select
     from permstore.db import Database
-    from permstore.models import UserAccess
+
+logger = logging.getLogger(__name__)
+
+_UNGATED = nullcontext()
+
+Select = Callable[[list[int]], Awaitable[Mapping[int, UserAccess]]]
+"""The store's batch query: the entries of the users that exist (permstore/permissions.py)."""
+
+
+def as_text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class CacheRead:
+    """One MGET's worth: usable entries (`hits`), and the tokens a fill must
+    present (`epoch`, `gens`: the fill token read for each user). `gens` is
+    given as a dict, or as the users and their tokens as Redis returned them,
+    decoded when first asked for: a read whose users are all hits needs none."""
+
+    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
+
+    def __init__(
+        self,
+        hits: dict[int, UserAccess | None],
+        epoch: str,
+        gens: dict[int, str] | None = None,
+        *,
+        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
+    ) -> None:
+        self.hits = hits
+        self.epoch = epoch
+        self._gens = gens
+        self._raw_gens = raw_gens
+
+    @property
+    def gens(self) -> dict[int, str]:
+        if self._gens is None:
+            user_ids, values = self._raw_gens or ((), ())
+            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
+        return self._gens
+
+
+class Fillable(Protocol):
+    """What the fill uses of a cache: PermissionCache (a fake in tests/unit)."""
+
+    @property
+    def before_fill(self) -> Callable[[Sequence[int]], Awaitable[None]] | None: ...
+
+    async def fill(
+        self, read: CacheRead, loaded: dict[int, UserAccess | None]
+    ) -> int | None: ...
 
 
 class ReadThrough(Fillable, Protocol):
@@ -42,11 +96,6 @@ class ReadThrough(Fillable, Protocol):
     def inflight(self) -> SingleFlight: ...
 
     async def read(self, user_ids: Sequence[int]) -> CacheRead | None: ...
-
-
-logger = logging.getLogger(__name__)
-
-_UNGATED = nullcontext()
 
 
 async def load_access(
@@ -80,6 +129,61 @@ async def load_access(
     return [hits[u] if u in hits else fresh[u] for u in user_ids]
 
 
+async def load_and_fill(
+    read: CacheRead | None,
+    user_ids: Sequence[int],
+    select: Select,
+    *,
+    cache: Fillable,
+    flights: SingleFlight | None = None,
+    gate: asyncio.Semaphore | None = None,
+) -> tuple[dict[int, UserAccess | None], int | None]:
+    """The race-free fill, written once (`load_access` and the keeper use it):
+    single flight -> one `select` of the users -> the `before_fill` test seam ->
+    one token-checked write-back.
+
+    `read` holds the fill tokens and the epoch read *before* this call (None:
+    Redis unavailable: load, write nothing). `user_ids` are distinct. With
+    `flights`, a user another batch of this process is loading under the same
+    token and epoch is awaited, not selected again. `gate` is held for the
+    write-back. Returns every user's fresh entry (None: no such user) and the
+    fill's outcome: the number of write-backs refused (a token or the epoch
+    changed since `read`), None when nothing could be written. A failed `select`
+    raises, fills nothing and fails the batches waiting on it."""
+    waiting: dict[int, Pending] = {}
+    owned: dict[FlightKey, Pending] = {}
+    if flights is not None and read is not None:
+        waiting, owned = flights.join(read, user_ids)
+    mine = [u for u in user_ids if u not in waiting] if waiting else list(user_ids)
+    fresh: dict[int, UserAccess | None] = {}
+    refused: int | None = None if read is None else 0
+    try:
+        if mine:
+            loaded = await select(mine)
+            fresh = {u: loaded.get(u) for u in mine}
+            for (u, _, _), future in owned.items():
+                future.set_result(fresh[u])  # waiters need not wait for the write-back
+            if read is not None:
+                # test seam: pause between read and write-back
+                if cache.before_fill is not None:
+                    await cache.before_fill(mine)
+                async with gate or _UNGATED:
+                    refused = await cache.fill(read, fresh)
+    except BaseException as exc:
+        SingleFlight.abandon(owned, exc)
+        raise
+    finally:
+        if flights is not None and owned:
+            flights.release(owned)
+    if waiting:
+        others, orphans = await SingleFlight.wait(waiting)
+        fresh.update(others)
+        if orphans:  # no write-back for them: the next read fills them
+            loaded = await select(orphans)
+            fresh.update({u: loaded.get(u) for u in orphans})
+    return fresh, refused
+
+
 async def _select(db: Database, user_ids: list[int]) -> dict[int, UserAccess]:
     started = time.perf_counter()
     loaded = await store.select_access_by_user_ids(db, user_ids)
@@ -100,4 +204,13 @@ async def load_access_by_user_id(
     )
 
 
-__all__ = ["ReadThrough", "load_access", "load_access_by_user_id"]
+__all__ = [
+    "CacheRead",
+    "Fillable",
+    "ReadThrough",
+    "Select",
+    "as_text",
+    "load_access",
+    "load_access_by_user_id",
+    "load_and_fill",
+]

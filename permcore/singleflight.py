@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from permcore.codec import CacheRead
 from permstore.models import UserAccess
+
+if TYPE_CHECKING:
+    from permcore.read import CacheRead
 
 FlightKey = tuple[int, str, str]  # (user id, fill token, epoch)
 Pending = asyncio.Future[UserAccess | None]  # one user's load in flight

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from permcore.cache import PermissionCache
-    from permcore.codec import CacheRead
+    from permcore.read import CacheRead
     from permcore.singleflight import SingleFlight
     from permstore.db import Database
     from permstore.models import UserAccess

@@ -1,4 +1,4 @@
-"""The permission loader and the fill sequence (permcore/fill.py `load_and_fill`)
+"""The permission loader and the fill sequence (permcore/read.py `load_and_fill`)
 with fakes at the seam: a cache that holds values, a fill token per user and an
 epoch, and whose fill refuses a stale token as the Lua script does; a store that
 records its queries. No sockets: the same protocol on real servers is
@@ -15,9 +15,7 @@ from functools import partial
 import pytest
 
 from loaders.factory import AccessMemo, SharedLoader
-from permcore.codec import CacheRead
-from permcore.fill import load_and_fill
-from permcore.read import load_access
+from permcore.read import CacheRead, load_access, load_and_fill
 from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 
