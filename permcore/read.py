@@ -153,7 +153,7 @@ async def load_and_fill(
     waiting: dict[int, Pending] = {}
     owned: dict[FlightKey, Pending] = {}
     if flights is not None and read is not None:
-        waiting, owned = flights.join(read, user_ids)
+        waiting, owned = flights.join(user_ids, read.gens, read.epoch)
     mine = [u for u in user_ids if u not in waiting] if waiting else list(user_ids)
     fresh: dict[int, UserAccess | None] = {}
     refused: int | None = None if read is None else 0

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from permstore.models import UserAccess
-
-if TYPE_CHECKING:
-    from permcore.read import CacheRead
 
 FlightKey = tuple[int, str, str]  # (user id, fill token, epoch)
 Pending = asyncio.Future[UserAccess | None]  # one user's load in flight
@@ -34,14 +30,15 @@ class SingleFlight:
         return len(self._futures)
 
     def join(
-        self, read: CacheRead, user_ids: Sequence[int]
+        self, user_ids: Sequence[int], gens: Mapping[int, str], epoch: str
     ) -> tuple[dict[int, Pending], dict[FlightKey, Pending]]:
-        """Split `user_ids` (distinct): the users another batch is loading (their
-        futures, to wait for) and the users the caller now loads (its futures: it
-        settles them with `set_result` or `abandon`, then `release`s them)."""
+        """Split `user_ids` (distinct), read with the fill tokens `gens` (by
+        user) under `epoch`: the users another batch is loading (their futures,
+        to wait for) and the users the caller now loads (its futures: it settles
+        them with `set_result` or `abandon`, then `release`s them)."""
         waiting: dict[int, Pending] = {}
         owned: dict[FlightKey, Pending] = {}
-        futures, gens, epoch = self._futures, read.gens, read.epoch
+        futures = self._futures
         loop = asyncio.get_running_loop()
         for u in user_ids:
             key = (u, gens.get(u, ""), epoch)
