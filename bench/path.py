@@ -8,27 +8,21 @@ as the seeded admin, five times, recording three: the first (the document
 unseen, the user's entry not cached), the second (the entry cached; the
 document is kept from its second validation on, schema/engine/prepared.py) and
 the fifth (the steady state: the fast lane, api/lane.py, and the answer
-remembered, `ResponseCache`, schema/engine/prepared.py). Python's profiler hook records every function
-of the project that starts (a coroutine resuming after an await is not a new
-call) and, for each, the nearest project function below it on the stack (its
-caller; none when the event loop started it, as it does a DataLoader's batch).
-Printed per run: the files in the order first entered, and every call that
-crosses from one folder into another, marked "up" when it runs against the
-layer order of the import contract (pyproject.toml). Counts, not time.
+remembered, `ResponseCache` in schema/engine/prepared.py), with the recorder of
+permdev/path.py (a profile hook: every project function that starts, and its
+nearest project caller). Printed per run: the files in the order first entered,
+and every call that crosses from one folder into another, marked "up" when it
+runs against the layer order of the import contract (pyproject.toml). Counts,
+not time. tests/integration/test_request_path.py holds the steady state to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dis
 import re
 import secrets
 import sys
-import tomllib
-from collections import Counter
 from pathlib import Path
-from types import CodeType, FrameType
-from typing import Any
 
 import asyncpg
 import httpx
@@ -41,84 +35,18 @@ from api.main import create_app  # noqa: E402
 from bench.permissions import LOGIN, create  # noqa: E402
 from permbase.settings import Settings  # noqa: E402
 from permdev.embedded import services  # noqa: E402
+from permdev.path import Recorder, layer_of  # noqa: E402
 from permdev.seed import ADMIN_EMAIL, seed  # noqa: E402
 
-PREFIX = str(ROOT) + "/"
 PASSWORD = "path-" + secrets.token_urlsafe(12)
 QUERY = '{ user(id: "2") { permissions } }'
 
 
-def layer_of() -> dict[str, int]:
-    """Folder -> its row in the import contract (0 = the top)."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    (contract,) = [
-        c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
-    ]
-    return {
-        name.strip(): row
-        for row, names in enumerate(contract["layers"])
-        for name in names.split("|")
-    }
-
-
-_first_resume: dict[CodeType, int] = {}
-
-
-def _fresh(frame: FrameType) -> bool:
-    """True when the frame starts, false when a coroutine or generator resumes."""
-    code = frame.f_code
-    if code not in _first_resume:
-        _first_resume[code] = next(
-            (i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0
-        )
-    return frame.f_lasti <= _first_resume[code]
-
-
-def _project(path: str) -> str | None:
-    if not path.startswith(PREFIX) or "/.venv/" in path:
-        return None
-    rel = path[len(PREFIX) :]
-    return None if rel.startswith(("bench/", "tests/")) else rel
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.files: list[str] = []
-        self.crossings: Counter[tuple[str, str]] = Counter()
-
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event != "call":
-            return
-        callee = _project(frame.f_code.co_filename)
-        if callee is None or not _fresh(frame):
-            return
-        if callee not in self.files:
-            self.files.append(callee)
-        caller_frame = frame.f_back
-        while caller_frame is not None:
-            caller = _project(caller_frame.f_code.co_filename)
-            if caller is not None:
-                if caller != callee:
-                    self.crossings[(caller, callee)] += 1
-                return
-            caller_frame = caller_frame.f_back
-
-
 def report(label: str, rec: Recorder, layers: dict[str, int]) -> None:
-    folders = {f.split("/")[0] for f in rec.files}
-    print(f"{label}: {len(rec.files)} files in {len(folders)} folders")
+    print(f"{label}: {len(rec.files)} files in {len(rec.folders)} folders")
     for f in rec.files:
         print(f"    {f}")
-    across = [
-        (a, b, n)
-        for (a, b), n in rec.crossings.items()
-        if a.split("/")[0] != b.split("/")[0]
-    ]
-    up = [
-        (a, b, n)
-        for a, b, n in across
-        if layers.get(b.split("/")[0], 0) < layers.get(a.split("/")[0], 0)
-    ]
+    across, up = rec.across(), rec.upward(layers)
     print(
         f"  {len(across)} caller -> callee pairs cross a folder, {len(up)} of them up:"
     )
