@@ -22,8 +22,8 @@ async def get_context(request: Request) -> Context:
         request.scope["state"],
         headers.get("authorization"),
         headers.get("x-request-id"),
-        request.client.host if request.client else None,
-        headers.get("x-consistency-token"),
+        client=request.client.host if request.client else None,
+        consistency=headers.get("x-consistency-token"),
     )
 
 

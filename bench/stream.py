@@ -76,7 +76,7 @@ async def consumer(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await con.close()
-        await cache.redis.client.aclose()
+        await cache.guarded.client.aclose()
         await db.close()
 
 
@@ -100,10 +100,10 @@ async def latency(settings: Settings, runs: int, listen: bool) -> list[float]:
         for user_id in await members(con, runs, "asc"):
             await load_access_by_user_id([user_id], db=stream.db, cache=cache)
             key = cache.key(user_id)
-            assert await cache.redis.client.exists(key)
+            assert await cache.guarded.client.exists(key)
             await con.execute("delete from user_roles where user_id = $1", user_id)
             committed = time.perf_counter()
-            while await cache.redis.client.exists(key):
+            while await cache.guarded.client.exists(key):
                 await asyncio.sleep(0.0005)
             out.append((time.perf_counter() - committed) * 1000)
     return out
@@ -116,14 +116,14 @@ async def settled(settings: Settings, runs: int) -> list[float]:
         for user_id in await members(con, runs, "desc"):
             await load_access_by_user_id([user_id], db=stream.db, cache=cache)
             key = cache.key(user_id)
-            assert await cache.redis.client.exists(key)
+            assert await cache.guarded.client.exists(key)
             async with con.transaction():
                 await con.execute("delete from user_roles where user_id = $1", user_id)
                 xid = int(await con.fetchval("select pg_current_xact_id()::text"))
             committed = time.perf_counter()
             assert await stream.settle(xid)
             out.append((time.perf_counter() - committed) * 1000)
-            assert not await cache.redis.client.exists(key)
+            assert not await cache.guarded.client.exists(key)
     return out
 
 

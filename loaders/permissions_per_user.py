@@ -21,15 +21,15 @@ if TYPE_CHECKING:
 
 
 async def _one(user_id: int, db: Database, cache: PermissionCache) -> UserAccess | None:
-    key, redis = cache.key(user_id), cache.redis
-    async with asyncio.timeout(redis.budget):  # the client has no timeout of its own
-        raw = await redis.client.get(key)
+    key, guarded = cache.key(user_id), cache.guarded
+    async with asyncio.timeout(guarded.budget):  # the client has no timeout of its own
+        raw = await guarded.client.get(key)
     if raw is not None:
         access, _ = decode_access(user_id, raw)
         return access
     loaded = (await store.select_access_by_user_ids(db, [user_id])).get(user_id)
-    async with asyncio.timeout(redis.budget):
-        await redis.client.set(key, encode_access(user_id, loaded, ""), ex=cache.ttl)
+    async with asyncio.timeout(guarded.budget):
+        await guarded.client.set(key, encode_access(user_id, loaded, ""), ex=cache.ttl)
     return loaded
 
 

@@ -1,9 +1,9 @@
-"""The Redis permission cache (`PermissionCache`): reads, race-free fills,
-invalidation, the epoch, leases. The other pieces: permcore/client.py (how the core
-talks to Redis: the pool, each call under a time budget and a circuit breaker, the
-shared MGET), codec.py (the value format), singleflight.py, read.py (what a
-read yields, and the read-through: `load_access`, and `load_and_fill`, the fill
-sequence the loader and the keeper share).
+"""The Redis permission cache (`PermissionCache`): reads (what one yields:
+`CacheRead`), race-free fills, invalidation, the epoch, leases. The other
+pieces: permcore/client.py (how the core talks to Redis: the pool, each call
+under a time budget and a circuit breaker, the shared MGET), codec.py (the
+value format), singleflight.py, read.py (the read-through: `load_access`, and
+`load_and_fill`, the fill sequence the loader and the keeper share).
 
 Keys (prefix `P` = settings.permissions_cache_prefix, default `permissions:user:`):
 
@@ -45,7 +45,7 @@ from permbase.metrics import (
     CACHE_INVALIDATIONS,
     CACHE_STALE_WRITES_REFUSED,
 )
-from permcore.client import GuardedRedis
+from permcore.client import GuardedRedis, as_text
 from permcore.codec import (
     Corrupt,
     decode_access,
@@ -53,7 +53,6 @@ from permcore.codec import (
     parse_many,
     validate_access,
 )
-from permcore.read import CacheRead, as_text
 from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 
@@ -86,6 +85,35 @@ return refused
 """
 
 
+class CacheRead:
+    """One MGET's worth: usable entries (`hits`), and the tokens a fill must
+    present (`epoch`, `gens`: the fill token read for each user). `gens` is
+    given as a dict, or as the users and their tokens as Redis returned them,
+    decoded when first asked for: a read whose users are all hits needs none."""
+
+    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
+
+    def __init__(
+        self,
+        hits: dict[int, UserAccess | None],
+        epoch: str,
+        gens: dict[int, str] | None = None,
+        *,
+        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
+    ) -> None:
+        self.hits = hits
+        self.epoch = epoch
+        self._gens = gens
+        self._raw_gens = raw_gens
+
+    @property
+    def gens(self) -> dict[int, str]:
+        if self._gens is None:
+            user_ids, values = self._raw_gens or ((), ())
+            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
+        return self._gens
+
+
 class InvalidationFailed(Exception):
     """Redis did not confirm an invalidation; the change log keeps it for the
     stream's next pass (permcore/stream.py)."""
@@ -94,7 +122,7 @@ class InvalidationFailed(Exception):
 class PermissionCache:
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         # the client, under its breaker and time budget (permcore/client.py)
-        self.redis = GuardedRedis(client, settings)
+        self.guarded = GuardedRedis(client, settings)
         self.prefix = settings.permissions_cache_prefix
         self.ttl = settings.permissions_cache_ttl_s
         self.jitter = settings.permissions_cache_ttl_jitter_s
@@ -119,9 +147,9 @@ class PermissionCache:
 
     async def prepare(self) -> None:
         """Load the fill script so the first write-back is one round trip."""
-        await self.redis.call(
+        await self.guarded.call(
             "script_load",
-            lambda: self.redis.client.script_load(_FILL_SCRIPT),
+            lambda: self.guarded.client.script_load(_FILL_SCRIPT),
             force=True,
         )
         await self.ensure_epoch()
@@ -132,9 +160,9 @@ class PermissionCache:
         before a Redis restart from equalling tokens read after it, as long as an
         instance restarts with Redis (a restarted Redis keeps no epoch until then:
         see the note in SECURITY.md)."""
-        await self.redis.call(
+        await self.guarded.call(
             "epoch",
-            lambda: self.redis.client.set(
+            lambda: self.guarded.client.set(
                 self.epoch_key, secrets.token_hex(8), nx=True
             ),
             force=True,
@@ -156,7 +184,7 @@ class PermissionCache:
         keys = [self.epoch_key]
         keys += [self.key(u) for u in user_ids]
         keys += [self.gen_key(u) for u in user_ids]
-        raw = await self.redis.mget(keys)
+        raw = await self.guarded.mget(keys)
         if raw is None:
             return None
         n = len(user_ids)
@@ -198,7 +226,7 @@ class PermissionCache:
         if not (self.trusted and self.enabled):
             return None
         keys = [self.epoch_key, *(self.gen_key(u) for u in user_ids)]
-        raw = await self.redis.call("mget", lambda: self.redis.client.mget(keys))
+        raw = await self.guarded.call("mget", lambda: self.guarded.client.mget(keys))
         if raw is None:
             return None
         return CacheRead({}, as_text(raw[0]), raw_gens=(user_ids, raw[1:]))
@@ -211,9 +239,9 @@ class PermissionCache:
         if not (self.trusted and self.enabled):
             return False
         key, ms = f"{self.prefix}lease:{name}", max(1, int(seconds * 1000))
-        done = await self.redis.call(
+        done = await self.guarded.call(
             "lease",
-            lambda: self.redis.client.set(key, self.instance, px=ms, nx=not force),
+            lambda: self.guarded.client.set(key, self.instance, px=ms, nx=not force),
         )
         return bool(done)
 
@@ -240,7 +268,7 @@ class PermissionCache:
                 encode_access(user_id, access, read.epoch),
                 ttl,
             ]
-        refused = await self.redis.call(
+        refused = await self.guarded.call(
             "fill", lambda: self._fill(keys=keys, args=args)
         )
         if refused:
@@ -260,13 +288,13 @@ class PermissionCache:
             chunk = ids[start : start + UNLINK_CHUNK]
 
             async def run(chunk: list[int] = chunk) -> list[Any]:
-                async with self.redis.client.pipeline(transaction=True) as pipe:
+                async with self.guarded.client.pipeline(transaction=True) as pipe:
                     pipe.unlink(*[self.key(u) for u in chunk])
                     for u in chunk:
                         pipe.set(self.gen_key(u), tokens[u], ex=GEN_TTL_S)
                     return await pipe.execute()
 
-            if await self.redis.call("invalidate", run, force=True) is None:
+            if await self.guarded.call("invalidate", run, force=True) is None:
                 raise InvalidationFailed(f"could not invalidate {len(ids)} users")
         if ids:
             CACHE_INVALIDATIONS.labels("users" if len(ids) > 1 else "user").inc()
@@ -277,9 +305,9 @@ class PermissionCache:
         memory with SCAN + UNLINK in batches; never KEYS."""
         token = secrets.token_hex(8)
         if (
-            await self.redis.call(
+            await self.guarded.call(
                 "flush",
-                lambda: self.redis.client.set(self.epoch_key, token),
+                lambda: self.guarded.client.set(self.epoch_key, token),
                 force=True,
             )
             is None
@@ -293,8 +321,8 @@ class PermissionCache:
             # not the change stream's pass that runs it
             removed, cursor, epoch_key = 0, 0, self.epoch_key.encode()
             while True:
-                async with asyncio.timeout(self.redis.budget):
-                    cursor, keys = await self.redis.client.scan(
+                async with asyncio.timeout(self.guarded.budget):
+                    cursor, keys = await self.guarded.client.scan(
                         cursor, match=f"{self.prefix}*", count=SCAN_COUNT
                     )
                 found: list[bytes] = keys  # type: ignore[assignment]  # bytes: the client does not decode
@@ -302,13 +330,17 @@ class PermissionCache:
                     k for k in found if not (k.endswith(b":gen") or k == epoch_key)
                 ]
                 if batch:
-                    async with asyncio.timeout(self.redis.budget):
-                        removed += await self.redis.client.unlink(*batch)
+                    async with asyncio.timeout(self.guarded.budget):
+                        removed += await self.guarded.client.unlink(*batch)
                 if cursor == 0:
                     return removed
 
         # memory only: correctness already holds through the epoch
-        await self.redis.call("sweep", sweep, force=True, budget=60.0)
+        await self.guarded.call("sweep", sweep, force=True, budget=60.0)
 
 
-__all__ = ["InvalidationFailed", "PermissionCache"]
+__all__ = [
+    "CacheRead",
+    "InvalidationFailed",
+    "PermissionCache",
+]

@@ -51,6 +51,13 @@ def pool_exhausted(exc: BaseException) -> bool:
     return isinstance(exc, RedisConnectionError) and str(exc) == "Too many connections"
 
 
+def as_text(value: bytes | str | None) -> str:
+    """A reply's text (the pool does not decode; None, a missing key: "")."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class CountingConnection(aioredis.Connection):
     """Counts packets sent to Redis: one per command, one per pipeline."""
 
@@ -289,5 +296,6 @@ __all__ = [
     "Coalesced",
     "CountingConnection",
     "GuardedRedis",
+    "as_text",
     "create_redis",
 ]

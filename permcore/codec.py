@@ -1,6 +1,6 @@
 """The cached value's format: encode, parse and validate one user's entry
 (`encode_access`, `decode_access`, `validate_access`, `parse_many`). The key
-layout is in permcore/cache.py, what one read yields in permcore/read.py."""
+layout and what one read yields (`CacheRead`) are in permcore/cache.py."""
 
 from __future__ import annotations
 

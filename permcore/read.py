@@ -1,6 +1,6 @@
-"""The read-through: what one cache read yields (`CacheRead`), the permission
-loader's batch function (`load_access`) and the fill of its misses
-(`load_and_fill`, which the keeper, permcore/keeper.py, uses as well).
+"""The read-through: the permission loader's batch function (`load_access`)
+and the fill of its misses (`load_and_fill`, which the keeper,
+permcore/keeper.py, uses as well).
 
 Batch contract: N user ids in -> N values out, in key order; a slot holds the
 user's `UserAccess`, None for an unknown user, or an Exception.
@@ -33,6 +33,7 @@ from permstore import permissions as store
 from permstore.models import UserAccess
 
 if TYPE_CHECKING:
+    from permcore.cache import CacheRead
     from permstore.db import Database
 
 logger = logging.getLogger(__name__)
@@ -41,41 +42,6 @@ _UNGATED = nullcontext()
 
 Select = Callable[[list[int]], Awaitable[Mapping[int, UserAccess]]]
 """The store's batch query: the entries of the users that exist (permstore/permissions.py)."""
-
-
-def as_text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class CacheRead:
-    """One MGET's worth: usable entries (`hits`), and the tokens a fill must
-    present (`epoch`, `gens`: the fill token read for each user). `gens` is
-    given as a dict, or as the users and their tokens as Redis returned them,
-    decoded when first asked for: a read whose users are all hits needs none."""
-
-    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
-
-    def __init__(
-        self,
-        hits: dict[int, UserAccess | None],
-        epoch: str,
-        gens: dict[int, str] | None = None,
-        *,
-        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
-    ) -> None:
-        self.hits = hits
-        self.epoch = epoch
-        self._gens = gens
-        self._raw_gens = raw_gens
-
-    @property
-    def gens(self) -> dict[int, str]:
-        if self._gens is None:
-            user_ids, values = self._raw_gens or ((), ())
-            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
-        return self._gens
 
 
 class Fillable(Protocol):
@@ -205,11 +171,9 @@ async def load_access_by_user_id(
 
 
 __all__ = [
-    "CacheRead",
     "Fillable",
     "ReadThrough",
     "Select",
-    "as_text",
     "load_access",
     "load_access_by_user_id",
     "load_and_fill",

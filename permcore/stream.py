@@ -43,8 +43,7 @@ from permstore import changes
 if TYPE_CHECKING:
     import asyncpg
 
-    from permcore.cache import PermissionCache
-    from permcore.read import CacheRead
+    from permcore.cache import CacheRead, PermissionCache
     from permcore.singleflight import SingleFlight
     from permstore.db import Database
     from permstore.models import UserAccess

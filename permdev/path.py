@@ -8,6 +8,9 @@ none when the event loop started it, as it does a DataLoader's batch). `Path`
 is what it saw: the files in the order first entered, and the caller -> callee
 pairs that cross from one folder into another, with those that run against the
 layer order of the import contract (pyproject.toml). Counts, not time.
+
+A call that the event loop makes (a callback, a task's first step) has no
+project caller: an upward call made that way is not seen as one.
 """
 
 from __future__ import annotations
@@ -94,11 +97,12 @@ class Recorder:
         ]
 
     def upward(self, layers: dict[str, int]) -> list[tuple[str, str, int]]:
-        """The pairs that cross a folder against the layer order."""
+        """The pairs that cross a folder against the layer order. Raises
+        KeyError for a folder the import contract does not name."""
         return [
             (a, b, n)
             for a, b, n in self.across()
-            if layers.get(b.split("/")[0], 0) < layers.get(a.split("/")[0], 0)
+            if layers[b.split("/")[0]] < layers[a.split("/")[0]]
         ]
 
 

@@ -44,6 +44,7 @@ class Context(BaseContext):
         shared: Shared,
         authorization: str | None,
         request_id: str | None,
+        *,
         client: str | None = None,
         consistency: str | None = None,
     ) -> None:

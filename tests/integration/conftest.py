@@ -54,7 +54,7 @@ async def clean(
     await redis_client.flushdb()
     cache = running[0].state.resources["cache"]
     await cache.ensure_epoch()  # what an instance does at start
-    cache.redis.breaker.success()
+    cache.guarded.breaker.success()
     cache.trusted = True
     cache.before_fill = None
 

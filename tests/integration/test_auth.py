@@ -109,7 +109,7 @@ async def test_repeated_failures_hold_the_pair_even_with_redis_down(
     async with app_with(settings, login_throttle_base_s=600.0) as (client, state):
         state[
             "cache"
-        ].redis.breaker.failure()  # the throttle lives in PostgreSQL: Redis plays no part
+        ].guarded.breaker.failure()  # the throttle lives in PostgreSQL: Redis plays no part
         for _ in range(settings.login_throttle_pair_free):
             assert (await login(client, "target@example.com", "guess-guess-guess"))[
                 "code"

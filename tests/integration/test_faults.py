@@ -113,12 +113,12 @@ async def test_redis_faults_answer_from_postgres(
             data, errs = await answer(f.client, perms_query(editor), f.token)
             assert errs == [] and data["user"]["permissions"] == EDITOR
             assert time.perf_counter() - started < 1.0
-        assert f.state["cache"].redis.breaker.is_open
+        assert f.state["cache"].guarded.breaker.is_open
         await f.redis.set("pass")
         await asyncio.sleep(settings.breaker_cooldown_s + 0.05)
         data, errs = await answer(f.client, perms_query(editor), f.token)
         assert errs == [] and data["user"]["permissions"] == EDITOR
-        assert not f.state["cache"].redis.breaker.is_open
+        assert not f.state["cache"].guarded.breaker.is_open
 
 
 async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(
@@ -129,7 +129,7 @@ async def test_slow_redis_beyond_the_timeout_is_a_miss_and_within_it_a_hit(
         await f.redis.set("delay", 0.01)  # well within the 50 ms test timeout
         data, errs = await answer(f.client, perms_query(editor), f.token)
         assert errs == [] and data["user"]["permissions"] == EDITOR
-        assert not f.state["cache"].redis.breaker.is_open
+        assert not f.state["cache"].guarded.breaker.is_open
         await f.redis.set("delay", 0.3)  # beyond it: misses, answered from PostgreSQL
         started = time.perf_counter()
         data, errs = await answer(f.client, perms_query(editor), f.token)

@@ -341,7 +341,7 @@ async def test_a_full_redis_pool_is_a_miss_and_does_not_open_the_breaker(
                         }
                     }
                 }
-            assert not state["cache"].redis.breaker.is_open
+            assert not state["cache"].guarded.breaker.is_open
         finally:
             for connection in held:
                 await redis_pool.release(connection)

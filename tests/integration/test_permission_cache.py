@@ -378,7 +378,7 @@ async def test_redis_down_answers_from_postgres_and_the_breaker_skips_it(
             }
             assert elapsed < 1.0, f"request {i} took {elapsed:.3f}s"
         # after `threshold` failures Redis is skipped, not hammered
-        assert state["cache"].redis.breaker.is_open
+        assert state["cache"].guarded.breaker.is_open
         assert (
             metric("redis_errors_total", {"op": "mget"}) - errors
             <= settings.breaker_failure_threshold + 1
@@ -408,13 +408,13 @@ async def test_hung_redis_costs_a_bounded_delay_and_the_breaker_recovers(
             assert (
                 time.perf_counter() - started < 0.8
             )  # a few socket timeouts, not a hang
-        assert cache.redis.breaker.is_open
+        assert cache.guarded.breaker.is_open
     finally:
         await redis_client.client_unpause()
     await asyncio.sleep(settings.breaker_cooldown_s + 0.1)
     body = await gql(client, query, token=admin_token)  # the half-open probe succeeds
     assert body["data"]["user"]["permissions"] == expected
-    assert not cache.redis.breaker.is_open
+    assert not cache.guarded.breaker.is_open
     assert metric("redis_circuit_breaker_open") == 0
 
 

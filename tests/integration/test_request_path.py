@@ -2,7 +2,8 @@
 PostgreSQL and Redis: sent again, as most traffic is (the text validated
 before, the answer remembered), it visits at most ten files of the project, and
 every call from one folder into another goes down the layers. Measured with
-permdev/path.py's recorder; `bench/path.py` prints the whole path."""
+permdev/path.py's recorder (which sees the calls a function makes, not those
+the event loop makes for it); `bench/path.py` prints the whole path."""
 
 from __future__ import annotations
 
@@ -38,17 +39,18 @@ async def test_a_repeated_permissions_query_visits_ten_files_going_only_down(
     recorded: list[Recorder] = []
     for _ in range(3):  # a background pass (the change stream's) may run during one
         replayed = metric(*REPLAYED)
-        recorder = Recorder()
+        recorder, before = Recorder(), sys.getprofile()
         sys.setprofile(recorder)
         try:
             answer = await ask()
         finally:
-            sys.setprofile(None)
+            sys.setprofile(before)
         assert answer == first
         assert metric(*REPLAYED) == replayed + 1  # the remembered bytes, sent again
         assert recorder.upward(layers) == [], recorder.upward(layers)
         recorded.append(recorder)
 
-    steady = min(recorded, key=lambda r: len(r.files))
+    # the median of the three: one run may also see a background pass
+    steady = sorted(recorded, key=lambda r: len(r.files))[1]
     assert steady.files[:2] == ["api/main.py", "api/lane.py"]  # the lane answered
     assert len(steady.files) <= 10, steady.files

@@ -15,7 +15,8 @@ from functools import partial
 import pytest
 
 from loaders.factory import AccessMemo, SharedLoader
-from permcore.read import CacheRead, load_access, load_and_fill
+from permcore.cache import CacheRead
+from permcore.read import load_access, load_and_fill
 from permcore.singleflight import SingleFlight
 from permstore.models import UserAccess
 
