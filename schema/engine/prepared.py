@@ -9,7 +9,8 @@ depends only on its text and the schema (the limits are validation rules of the
 schema), so once a query document has passed the full path, the same text may
 skip to execution. What the extensions do at execution is done here too:
 
-- the caller's entry is loaded first, as `LoadViewer` does (schema/engine/viewer.py);
+- the caller's entry is loaded first, by the rule `LoadViewer` applies too
+  (`load_viewer_first`, schema/engine/viewer.py);
 - errors are logged and masked by the same functions as `ShapeErrors` and
   `PermgraphSchema.process_errors` (schema/engine/errors.py), and coded by `add_codes`.
 
@@ -47,7 +48,7 @@ from permbase.metrics import GRAPHQL_REPLAYED
 from schema.engine.errors import add_codes, log_errors, mask
 from schema.engine.execution import PermgraphExecutionContext
 from schema.engine.limits import QueryCost, query_cost
-from schema.engine.viewer import self_authorizing
+from schema.engine.viewer import load_viewer_first
 
 logger = logging.getLogger(__name__)
 
@@ -290,8 +291,7 @@ async def execute_prepared(
         if want_cost:
             extensions = {"cost": cost.report(settings)}
     try:
-        if context.principal is not None and not self_authorizing(operation):
-            await context.load_viewer()
+        await load_viewer_first(context, operation)
         result = await await_maybe(
             execute(
                 schema,

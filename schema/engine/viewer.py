@@ -12,10 +12,18 @@ there before any I/O.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-from graphql import FieldNode, OperationDefinitionNode, OperationType
+from graphql import (
+    FieldNode,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from strawberry.extensions import SchemaExtension
+
+if TYPE_CHECKING:
+    from schema.context import Context
 
 # Root fields that load the caller's entry with their page themselves.
 SELF_AUTHORIZING = frozenset({"user", "users", "__typename"})
@@ -31,31 +39,27 @@ def self_authorizing(operation: OperationDefinitionNode | None) -> bool:
     )
 
 
+async def load_viewer_first(
+    context: Context, operation: OperationDefinitionNode | None
+) -> None:
+    """The rule, for both paths (`LoadViewer` on Strawberry's, the prepared
+    path's `execute_prepared`): a caller's entry is loaded before the
+    operation executes, unless the operation authorizes itself."""
+    if context.principal is not None and not self_authorizing(operation):
+        await context.load_viewer()
+
+
 class LoadViewer(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
-        ctx: Any = self.execution_context.context
-        operation = _operation(self.execution_context)
-        if getattr(ctx, "principal", None) is not None and not self_authorizing(
-            operation
-        ):
-            await ctx.load_viewer()
+        ec = self.execution_context
+        document = ec.graphql_document
+        await load_viewer_first(
+            ec.context,
+            None
+            if document is None
+            else get_operation_ast(document, ec.operation_name),
+        )
         yield
 
 
-def _operation(execution_context: Any) -> OperationDefinitionNode | None:
-    document = execution_context.graphql_document
-    if document is None:
-        return None
-    name = execution_context.operation_name
-    operations = [
-        d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-    ]
-    for operation in operations:
-        if name is None or (
-            operation.name is not None and operation.name.value == name
-        ):
-            return operation
-    return None
-
-
-__all__ = ["SELF_AUTHORIZING", "LoadViewer", "self_authorizing"]
+__all__ = ["SELF_AUTHORIZING", "LoadViewer", "load_viewer_first", "self_authorizing"]
