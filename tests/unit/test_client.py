@@ -1,17 +1,21 @@
 """permcore/client.py's pure pieces. Reads of the same loop turn share one fetch
-(`Coalesced`), with a fake fetch at the seam. The same on real Redis, one MGET for
+(`Coalesced`), with a fake fetch at the seam; a guarded call (`GuardedRedis`)
+with a fake Redis call at its seam. The same on real Redis, one MGET for
 concurrent requests, and the breaker with Redis down or hung:
-tests/integration/test_permission_cache.py."""
+tests/integration/test_permission_cache.py, tests/integration/test_faults.py."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 from hypothesis import given, settings, strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from permcore.client import CircuitBreaker, Coalesced
+from permbase.settings import Settings
+from permcore.client import CircuitBreaker, Coalesced, GuardedRedis
 
 
 class Store:
@@ -106,3 +110,83 @@ def test_breaker_opens_cools_down_and_probes_once() -> None:
     assert not breaker.allow()  # nobody else while it is out
     breaker.success()
     assert not breaker.is_open and breaker.allow()
+
+
+class Outcome:
+    """What one Redis call does at GuardedRedis's seam."""
+
+    OK, FAIL, EXHAUSTED, HANG = "ok", "fail", "exhausted", "hang"
+
+
+async def _redis_call(outcome: str, calls: list[str]) -> int:
+    calls.append(outcome)
+    if outcome == Outcome.FAIL:
+        raise RedisConnectionError("Connection reset by peer")
+    if outcome == Outcome.EXHAUSTED:  # redis-py's pool, before anything is sent
+        raise RedisConnectionError("Too many connections")
+    if outcome == Outcome.HANG:
+        await asyncio.sleep(1)  # past the budget
+    return 1
+
+
+@given(
+    outcomes=st.lists(
+        st.sampled_from([Outcome.OK, Outcome.FAIL, Outcome.EXHAUSTED, Outcome.HANG]),
+        max_size=12,
+    ),
+    threshold=st.integers(1, 4),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_guarded_call_is_a_value_or_a_miss_and_the_breaker_counts_redis_failures(
+    outcomes: list[str], threshold: int
+) -> None:
+    """Any sequence of calls: each answers its value or None (never raises);
+    `threshold` failures or timeouts in a row open the breaker, after which no
+    call reaches Redis (until the cooldown, longer than the test); a full pool
+    is a miss but no failure of Redis; a success resets the count."""
+
+    async def run() -> None:
+        guarded = GuardedRedis(
+            None,  # type: ignore[arg-type]  # the raw client: these calls never use it
+            Settings(
+                breaker_failure_threshold=threshold,
+                breaker_cooldown_s=60,
+                redis_connect_timeout_s=0.002,
+                redis_socket_timeout_s=0.003,
+            ),
+        )
+        failures, is_open = 0, False
+        for outcome in outcomes:
+            calls: list[str] = []
+            answer = await guarded.call("op", partial(_redis_call, outcome, calls))
+            if is_open:
+                assert (answer, calls) == (None, [])  # Redis not asked
+                continue
+            assert calls == [outcome]
+            assert answer == (1 if outcome == Outcome.OK else None)
+            if outcome == Outcome.OK:
+                failures = 0
+            elif outcome in (Outcome.FAIL, Outcome.HANG):
+                failures += 1
+                is_open = failures >= threshold
+            assert guarded.breaker.is_open == is_open
+
+    asyncio.run(run())
+
+
+async def test_a_forced_call_goes_through_an_open_breaker() -> None:
+    """Invalidations and the epoch are forced: they are tried even while reads
+    skip Redis."""
+    guarded = GuardedRedis(
+        None,  # type: ignore[arg-type]  # the raw client: these calls never use it
+        Settings(breaker_failure_threshold=1, breaker_cooldown_s=60),
+    )
+    calls: list[str] = []
+    assert await guarded.call("op", lambda: _redis_call(Outcome.FAIL, calls)) is None
+    assert guarded.breaker.is_open
+    assert await guarded.call("op", lambda: _redis_call(Outcome.OK, calls)) is None
+    assert (
+        await guarded.call("op", lambda: _redis_call(Outcome.OK, calls), force=True)
+        == 1
+    )
+    assert calls == [Outcome.FAIL, Outcome.OK] and not guarded.breaker.is_open
