@@ -44,7 +44,7 @@ SHAPE_OFF = {
     "max_selections": OFF,
 }
 COST_OFF = {"max_query_nodes": OFF, "max_query_cost": OFF}
-VARIANTS = {  # for the fan-out query
+VARIANTS: dict[str, dict[str, Any]] = {  # for the fan-out query
     "no cost limit, whole pools": {**COST_OFF, "request_pool_share": 1.0},
     "no cost limit, share 0.25": COST_OFF,
     "defaults": {},
@@ -91,7 +91,7 @@ async def per_request_ms(
 async def documents(n: int) -> None:
     base = Settings(
         environment="prod", jwt_secret="bench-" + "x" * 40, log_level="WARNING"
-    )  # type: ignore[arg-type]
+    )
     rows = []
     for variant, settings in (
         ("before", base.model_copy(update=SHAPE_OFF)),

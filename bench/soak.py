@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,9 @@ async def drive(
     viewer_role: int,
     *,
     hot_user: int | None = None,
-    events: list[tuple[float, Any]] = (),
+    events: Sequence[tuple[float, Any]] = (),
     connections: int = 16,
-) -> Stats:  # type: ignore[assignment]
+) -> Stats:
     stats = Stats()
     sample = zipf_sampler(USERS)
     deadline = time.monotonic() + seconds
