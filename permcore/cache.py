@@ -87,30 +87,31 @@ return refused
 
 class CacheRead:
     """One MGET's worth: usable entries (`hits`), and the tokens a fill must
-    present (`epoch`, `gens`: the fill token read for each user). `gens` is
-    given as a dict, or as the users and their tokens as Redis returned them,
-    decoded when first asked for: a read whose users are all hits needs none."""
+    present (`epoch`, `gens`: the fill token read for each user). The tokens
+    are kept as Redis returned them, for `user_ids` in order, and decoded when
+    first asked for: a read whose users are all hits needs none."""
 
-    __slots__ = ("_gens", "_raw_gens", "epoch", "hits")
+    __slots__ = ("_gens", "_tokens", "_user_ids", "epoch", "hits")
 
     def __init__(
         self,
         hits: dict[int, UserAccess | None],
         epoch: str,
-        gens: dict[int, str] | None = None,
-        *,
-        raw_gens: tuple[Sequence[int], Sequence[bytes | str | None]] | None = None,
+        user_ids: Sequence[int],
+        tokens: Sequence[bytes | str | None],
     ) -> None:
         self.hits = hits
         self.epoch = epoch
-        self._gens = gens
-        self._raw_gens = raw_gens
+        self._user_ids = user_ids
+        self._tokens = tokens
+        self._gens: dict[int, str] | None = None
 
     @property
     def gens(self) -> dict[int, str]:
         if self._gens is None:
-            user_ids, values = self._raw_gens or ((), ())
-            self._gens = {u: as_text(g) for u, g in zip(user_ids, values, strict=True)}
+            self._gens = {
+                u: as_text(g) for u, g in zip(self._user_ids, self._tokens, strict=True)
+            }
         return self._gens
 
 
@@ -218,7 +219,7 @@ class PermissionCache:
             decoded[user_id] = (value, access, value_epoch)
             if value_epoch == epoch:
                 hits[user_id] = access
-        return CacheRead(hits, epoch, raw_gens=(user_ids, gen_values))
+        return CacheRead(hits, epoch, user_ids, gen_values)
 
     async def read_tokens(self, user_ids: Sequence[int]) -> CacheRead | None:
         """Only the fill tokens and the epoch, for a refresh that reloads every
@@ -229,7 +230,7 @@ class PermissionCache:
         raw = await self.guarded.call("mget", lambda: self.guarded.client.mget(keys))
         if raw is None:
             return None
-        return CacheRead({}, as_text(raw[0]), raw_gens=(user_ids, raw[1:]))
+        return CacheRead({}, as_text(raw[0]), user_ids, raw[1:])
 
     async def take_lease(
         self, name: str, seconds: float, *, force: bool = False

@@ -62,10 +62,9 @@ class Context(BaseContext):
         self.settings = settings = shared["settings"]
         self.cache = cache = shared["cache"]
         self.stream = stream = shared["stream"]
-        db = shared["db"]
         # the request's share of each pool: a bounded number of its statements and
         # of its Redis calls in flight at once (permstore/db.py, loaders/factory.py)
-        self.db = db.for_request()
+        self.db = shared["db"].for_request()
         # the client's X-Request-Id (at most 64 characters), or made when asked
         self._request_id = request_id[:64] if request_id else None
         self.client = client  # the client's address (the login throttle counts by it)

@@ -47,12 +47,16 @@ class FakeCache:
         if not self.available:
             return None
         hits = {u: self.values[u] for u in user_ids if u in self.values}
-        return CacheRead(hits, self.epoch, {u: self.gens.get(u, "") for u in user_ids})
+        return CacheRead(
+            hits, self.epoch, user_ids, [self.gens.get(u, "") for u in user_ids]
+        )
 
     async def read_tokens(self, user_ids: Sequence[int]) -> CacheRead | None:
         if not self.available:
             return None
-        return CacheRead({}, self.epoch, {u: self.gens.get(u, "") for u in user_ids})
+        return CacheRead(
+            {}, self.epoch, user_ids, [self.gens.get(u, "") for u in user_ids]
+        )
 
     async def fill(self, read: CacheRead, loaded: dict[int, Entry]) -> int | None:
         self.fills.append((read, dict(loaded)))
